@@ -1,0 +1,96 @@
+"""Registration, login and logout."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required, login_user, logout_user
+from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db, limiter
+from .forms import ActionForm, LoginForm, RegisterForm
+from .models import User
+from .utils import is_safe_next, safe_next
+
+bp = Blueprint("auth", __name__)
+
+
+def _auth_limit() -> str:
+    return current_app.config["FORUM_AUTH_RATE_LIMIT"]
+
+
+# A valid hash to compare against when the user does not exist, so that response
+# time does not reveal whether a username is registered.
+_DUMMY_HASH: str | None = None
+
+
+def _dummy_check(password: str) -> None:
+    global _DUMMY_HASH
+    from werkzeug.security import check_password_hash, generate_password_hash
+
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = generate_password_hash("not-a-real-password", method="scrypt")
+    check_password_hash(_DUMMY_HASH, password)
+
+
+@bp.route("/register", methods=["GET", "POST"])
+@limiter.limit(_auth_limit, methods=["POST"])
+def register():
+    if current_user.is_authenticated:
+        return redirect(url_for("boards.index"))
+    form = RegisterForm()
+    if form.validate_on_submit():
+        username = form.username.data.strip()
+        email = form.email.data.strip().lower()
+        exists = db.session.scalar(
+            select(User.id).where(
+                or_(func.lower(User.username) == username.lower(), func.lower(User.email) == email)
+            )
+        )
+        if exists:
+            form.username.errors.append("That username or email is already registered.")
+        else:
+            user = User(username=username, email=email)
+            user.set_password(form.password.data)
+            db.session.add(user)
+            try:
+                db.session.commit()
+            except IntegrityError:  # lost a race with a concurrent registration
+                db.session.rollback()
+                form.username.errors.append("That username or email is already registered.")
+            else:
+                login_user(user)
+                flash("Welcome! Your account has been created.", "success")
+                return redirect(url_for("boards.index"))
+    return render_template("auth/register.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_auth_limit, methods=["POST"])
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        nxt = request.args.get("next")
+        form.next.data = nxt if is_safe_next(nxt) else ""
+    if form.validate_on_submit():
+        user = db.session.scalar(
+            select(User).where(func.lower(User.username) == form.username.data.strip().lower())
+        )
+        if user is None:
+            _dummy_check(form.password.data)
+        elif user.check_password(form.password.data):
+            login_user(user, remember=form.remember.data)
+            flash(f"Logged in as {user.username}.", "success")
+            return redirect(safe_next(form.next.data))
+        flash("Invalid username or password.", "error")
+        return render_template("auth/login.html", form=form), 401
+    return render_template("auth/login.html", form=form)
+
+
+@bp.post("/logout")
+@login_required
+def logout():
+    form = ActionForm()
+    if form.validate_on_submit():
+        logout_user()
+        flash("You have been logged out.", "info")
+    return redirect(url_for("boards.index"))

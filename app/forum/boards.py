@@ -1,0 +1,117 @@
+"""Board index, board pages and search."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request
+from sqlalchemy import and_, func, select, union
+from sqlalchemy.orm import joinedload, selectinload
+
+from .extensions import db
+from .models import Board, Post, Topic
+from .utils import get_page
+
+bp = Blueprint("boards", __name__)
+
+
+@bp.get("/")
+def index():
+    last_post = joinedload(Board.last_post).load_only(
+        Post.id, Post.topic_id, Post.user_id, Post.created_at
+    )
+    boards = db.session.scalars(
+        select(Board)
+        .options(last_post.joinedload(Post.author), last_post.joinedload(Post.topic))
+        .order_by(Board.position, Board.name)
+    ).unique().all()
+    return render_template("boards/index.html", boards=boards)
+
+
+@bp.get("/b/<slug>")
+def board(slug: str):
+    board = db.session.scalar(select(Board).where(Board.slug == slug))
+    if board is None:
+        abort(404)
+    stmt = (
+        select(Topic)
+        .where(Topic.board_id == board.id)
+        # selectinload (not joinedload): the LIMIT/OFFSET query then reads only the
+        # listing index, and the related rows come in a fixed number of IN queries.
+        .options(
+            selectinload(Topic.author),
+            selectinload(Topic.last_post)
+            .load_only(Post.id, Post.topic_id, Post.user_id, Post.created_at)
+            .selectinload(Post.author),
+        )
+        .order_by(Topic.is_pinned.desc(), Topic.last_post_at.desc(), Topic.id.desc())
+    )
+    topics = db.paginate(
+        stmt, page=get_page(), per_page=current_app.config["TOPICS_PER_PAGE"], error_out=False,
+        count=False,
+    )
+    topics.total = board.topic_count  # denormalised count: no COUNT(*) per page view
+    return render_template("boards/board.html", board=board, topics=topics)
+
+
+class SimplePage:
+    """Prev/next pagination without a COUNT(*) (search results can be large)."""
+
+    def __init__(self, items: list, page: int, has_next: bool) -> None:
+        self.items = items
+        self.page = page
+        self.has_next = has_next
+        self.has_prev = page > 1
+        self.prev_num = page - 1
+        self.next_num = page + 1
+
+
+def _text_match(column, q: str):
+    """Dialect-specific "column matches the query" predicate."""
+    if db.engine.dialect.name == "postgresql":
+        # Backed by the GIN expression indexes created in the migrations.
+        return func.to_tsvector("simple", column).op("@@")(func.websearch_to_tsquery("simple", q))
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    terms = [t for t in escaped.split() if t][:10] or [escaped]
+    return and_(*[column.ilike(f"%{t}%", escape="\\") for t in terms])
+
+
+@bp.get("/search")
+def search():
+    """Posts whose body matches, plus the opening post of topics whose title matches."""
+    q = (request.args.get("q") or "").strip()[:200]
+    results = None
+    if q:
+        page = get_page()
+        per_page = current_app.config["SEARCH_PER_PAGE"]
+        # Each branch is limited to the rows needed for this page, so the database can
+        # use the full-text indexes and stop early; the union is then paginated.
+        needed = page * per_page + 1
+        body_hits = (
+            select(Post.id.label("id"))
+            .where(_text_match(Post.body, q))
+            # "id + 0" keeps PostgreSQL from walking the primary key backwards hoping to
+            # find matches early (pathological for rare words); it uses the GIN index.
+            .order_by((Post.id + 0).desc())
+            .limit(needed)
+            .subquery()
+        )
+        opening_post_id = func.min(Post.id)
+        title_hits = (
+            select(opening_post_id.label("id"))
+            .join(Topic, Post.topic_id == Topic.id)
+            .where(_text_match(Topic.title, q))
+            .group_by(Post.topic_id)
+            .order_by(opening_post_id.desc())
+            .limit(needed)
+            .subquery()
+        )
+        hit_ids = union(select(body_hits.c.id), select(title_hits.c.id)).subquery()
+        stmt = (
+            select(Post)
+            .where(Post.id.in_(select(hit_ids.c.id)))
+            .options(joinedload(Post.author), joinedload(Post.topic).joinedload(Topic.board))
+            .order_by(Post.id.desc())
+            .offset((page - 1) * per_page)
+            .limit(per_page + 1)
+        )
+        items = list(db.session.scalars(stmt).unique())
+        results = SimplePage(items[:per_page], page, len(items) > per_page)
+    return render_template("search.html", q=q, results=results)

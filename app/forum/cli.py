@@ -1,0 +1,197 @@
+"""``flask forum ...`` management commands (used by the Ansible deploy role)."""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import time
+
+import click
+from flask import Blueprint
+from sqlalchemy import func, insert, select, text
+
+from .extensions import db
+from .markup import render_markdown
+from .models import ROLE_ADMIN, Board, Post, Topic, User, recount_all, utcnow
+from .utils import slugify
+
+bp = Blueprint("cli", __name__, cli_group="forum")
+
+
+@bp.cli.command("ensure-board")
+@click.argument("name")
+@click.option("--description", default="", help="Board description.")
+@click.option("--slug", default=None, help="URL slug (default: derived from NAME).")
+@click.option("--position", default=None, type=int, help="Sort position on the front page.")
+def ensure_board(name: str, description: str, slug: str | None, position: int | None) -> None:
+    """Create board NAME unless it exists. Prints 'created' or 'exists'."""
+    slug = slugify(slug or name)
+    existing = db.session.scalar(select(Board).where(Board.slug == slug))
+    if existing is not None:
+        click.echo("exists")
+        return
+    if position is None:
+        position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
+    db.session.add(Board(name=name, slug=slug, description=description, position=position))
+    db.session.commit()
+    click.echo("created")
+
+
+@bp.cli.command("create-admin")
+@click.argument("username")
+@click.option("--email", required=True, help="Email address of the admin.")
+def create_admin(username: str, email: str) -> None:
+    """Create admin USERNAME with password from $FORUM_ADMIN_PASSWORD. Prints 'created' or 'exists'."""
+    existing = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if existing is not None:
+        if existing.role != ROLE_ADMIN:
+            click.echo(f"warning: user {existing.username!r} exists but is not an admin", err=True)
+        click.echo("exists")
+        return
+    password = os.environ.get("FORUM_ADMIN_PASSWORD", "")
+    if len(password) < 8:
+        raise click.ClickException("FORUM_ADMIN_PASSWORD must be set to at least 8 characters")
+    if db.session.scalar(select(User.id).where(func.lower(User.email) == email.strip().lower())):
+        raise click.ClickException(f"email {email!r} is already used by another account")
+    user = User(username=username, email=email.strip().lower(), role=ROLE_ADMIN)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    click.echo("created")
+
+
+@bp.cli.command("set-role")
+@click.argument("username")
+@click.argument("role", type=click.Choice(["member", "moderator", "admin"]))
+def set_role(username: str, role: str) -> None:
+    """Set the role of USERNAME."""
+    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    user.role = role
+    db.session.commit()
+    click.echo(f"{user.username}: {role}")
+
+
+@bp.cli.command("recount")
+def recount() -> None:
+    """Recompute all denormalised counters."""
+    if db.engine.dialect.name == "postgresql":
+        # Fresh statistics so the set-based recount uses the indexes.
+        db.session.execute(text("ANALYZE topics"))
+        db.session.execute(text("ANALYZE posts"))
+    recount_all()
+    db.session.commit()
+    click.echo("ok")
+
+
+@bp.cli.command("rerender")
+def rerender() -> None:
+    """Re-render every post's HTML from its Markdown (after sanitiser changes)."""
+    count = 0
+    for post in db.session.scalars(select(Post).execution_options(yield_per=500)):
+        post.body_html = render_markdown(post.body)
+        count += 1
+    db.session.commit()
+    click.echo(f"re-rendered {count} posts")
+
+
+DEMO_WORDS = (
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor incididunt "
+    "ut labore et dolore magna aliqua server deploy ansible nginx postgres backup restore"
+).split()
+
+
+@bp.cli.command("demo-data")
+@click.option("--topics", "n_topics", default=50, show_default=True, type=click.IntRange(0))
+@click.option("--replies", "n_replies", default=10, show_default=True, type=click.IntRange(0),
+              help="Replies per topic.")
+@click.option("--board", "board_slug", default=None, help="Board slug (default: spread over all boards).")
+@click.option("--seed", default=1, show_default=True, type=int)
+def demo_data(n_topics: int, n_replies: int, board_slug: str | None, seed: int) -> None:
+    """Bulk-insert N topics with M replies each (fast; for benchmarks)."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    if board_slug:
+        boards = db.session.scalars(select(Board).where(Board.slug == board_slug)).all()
+        if not boards:
+            raise click.ClickException(f"no such board: {board_slug}")
+    else:
+        boards = db.session.scalars(select(Board).order_by(Board.position)).all()
+    if not boards:
+        board = Board(name="General", slug="general", description="Demo board", position=1)
+        db.session.add(board)
+        db.session.flush()
+        boards = [board]
+
+    users = []
+    for i in range(1, 6):
+        name = f"demo{i}"
+        user = db.session.scalar(select(User).where(User.username == name))
+        if user is None:
+            user = User(username=name, email=f"{name}@example.invalid")
+            user.set_password(os.urandom(16).hex())
+            db.session.add(user)
+        users.append(user)
+    db.session.flush()
+    user_ids = [u.id for u in users]
+
+    def random_text() -> str:
+        return " ".join(rng.choice(DEMO_WORDS) for _ in range(rng.randint(8, 40))).capitalize() + "."
+
+    bodies = [random_text() for _ in range(50)]
+    rendered = {b: render_markdown(b) for b in bodies}
+    now = utcnow()
+    chunk = 500
+    created_posts = 0
+    for start in range(0, n_topics, chunk):
+        count = min(chunk, n_topics - start)
+        topic_rows = [
+            {
+                "board_id": boards[(start + i) % len(boards)].id,
+                "user_id": rng.choice(user_ids),
+                "title": f"Demo topic {start + i + 1}: " + " ".join(rng.sample(DEMO_WORDS, 4)),
+                "created_at": now,
+                "last_post_at": now,
+                "reply_count": n_replies,
+                "is_locked": False,
+                "is_pinned": False,
+            }
+            for i in range(count)
+        ]
+        topic_ids = list(
+            db.session.scalars(
+                insert(Topic).returning(Topic.id, sort_by_parameter_order=True), topic_rows
+            )
+        )
+        post_rows = []
+        for topic_id in topic_ids:
+            for _ in range(n_replies + 1):
+                body = rng.choice(bodies)
+                post_rows.append(
+                    {
+                        "topic_id": topic_id,
+                        "user_id": rng.choice(user_ids),
+                        "body": body,
+                        "body_html": rendered[body],
+                        "created_at": now,
+                    }
+                )
+            if len(post_rows) >= 5000:
+                db.session.execute(insert(Post), post_rows)
+                created_posts += len(post_rows)
+                post_rows = []
+        if post_rows:
+            db.session.execute(insert(Post), post_rows)
+            created_posts += len(post_rows)
+    if db.engine.dialect.name == "postgresql":
+        # Fresh statistics so the set-based recount uses the indexes.
+        db.session.execute(text("ANALYZE topics"))
+        db.session.execute(text("ANALYZE posts"))
+    recount_all()
+    db.session.commit()
+    click.echo(
+        f"inserted {n_topics} topics and {created_posts} posts in {time.monotonic() - started:.1f}s",
+        err=False,
+    )
+    sys.stdout.flush()

@@ -1,0 +1,72 @@
+"""HTML error pages (400/401/403/404/405/413/429/500/503)."""
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+TITLES = {
+    400: "Bad request",
+    401: "Login required",
+    403: "Forbidden",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Request too large",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+MESSAGES = {
+    400: "The request could not be understood. If you submitted a form, reload the page and try again.",
+    401: "You need to log in to do that.",
+    403: "You are not allowed to do that.",
+    404: "There is nothing here.",
+    405: "That method is not allowed for this address.",
+    413: "What you sent is too large.",
+    429: "You are doing that too often. Please wait a moment and try again.",
+    500: "Something went wrong on our side.",
+    503: "The forum is temporarily unavailable. Please try again in a minute.",
+}
+
+
+def render_error(code: int, message: str | None = None):
+    if request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json":
+        return jsonify({"status": "error", "code": code, "message": message or MESSAGES.get(code, "")}), code
+    return (
+        render_template(
+            "error.html",
+            code=code,
+            title=TITLES.get(code, "Error"),
+            message=message or MESSAGES.get(code, ""),
+            minimal=code in (500, 503),
+        ),
+        code,
+    )
+
+
+def register_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = exc.code or 500
+        message = None
+        # Only show custom descriptions that we set ourselves via abort(code, description=...).
+        if exc.description and exc.description != type(exc).description:
+            message = exc.description
+        if code == 400 and "CSRF" in (exc.description or ""):
+            message = "Your form expired or is missing its security token. Reload the page and try again."
+        return render_error(code, message)
+
+    @app.errorhandler(OperationalError)
+    @app.errorhandler(InterfaceError)
+    @app.errorhandler(PoolTimeoutError)
+    def _db_unavailable(exc: Exception):
+        app.logger.error("database unavailable: %s", exc)
+        try:
+            db.session.rollback()
+        except Exception:  # pragma: no cover - the connection may be gone
+            pass
+        return render_error(503)

@@ -1,0 +1,61 @@
+"""WTForms forms (CSRF protected through Flask-WTF)."""
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField, TextAreaField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+USERNAME_RE = r"^[A-Za-z0-9_.-]+$"
+EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+class LoginForm(FlaskForm):
+    username = StringField("Username", validators=[DataRequired(), Length(max=40)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    remember = BooleanField("Remember me")
+    next = HiddenField()
+    submit = SubmitField("Log in")
+
+
+class RegisterForm(FlaskForm):
+    username = StringField(
+        "Username",
+        validators=[
+            DataRequired(),
+            Length(min=3, max=30),
+            Regexp(USERNAME_RE, message="Letters, digits, '.', '_' and '-' only."),
+        ],
+    )
+    email = StringField(
+        "Email",
+        validators=[DataRequired(), Length(max=255), Regexp(EMAIL_RE, message="Invalid email address.")],
+    )
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+    confirm = PasswordField(
+        "Repeat password", validators=[DataRequired(), EqualTo("password", message="Passwords must match.")]
+    )
+    submit = SubmitField("Register")
+
+
+class TopicForm(FlaskForm):
+    title = StringField("Title", validators=[DataRequired(), Length(min=3, max=200)])
+    body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
+    submit = SubmitField("Create topic")
+
+
+class PostForm(FlaskForm):
+    body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
+    submit = SubmitField("Post reply")
+
+
+class EditPostForm(FlaskForm):
+    # Only shown (and only required) when editing the opening post of a topic.
+    title = StringField("Title", validators=[Optional(), Length(min=3, max=200)])
+    body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
+    submit = SubmitField("Save")
+
+
+class ActionForm(FlaskForm):
+    """Empty form used for CSRF-protected POST buttons (logout, delete, lock...)."""
+
+    submit = SubmitField("Submit")

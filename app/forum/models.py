@@ -1,0 +1,212 @@
+"""Database models (SQLAlchemy 2 style)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Optional
+
+from flask_login import UserMixin
+from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func, select, update
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .extensions import db, login_manager
+
+ROLE_MEMBER = "member"
+ROLE_MODERATOR = "moderator"
+ROLE_ADMIN = "admin"
+ROLES = (ROLE_MEMBER, ROLE_MODERATOR, ROLE_ADMIN)
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp (stored without time zone on every backend)."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    email: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20), default=ROLE_MEMBER, server_default=ROLE_MEMBER)
+    is_banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    post_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role in (ROLE_MODERATOR, ROLE_ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
+
+    @property
+    def can_post(self) -> bool:
+        return not self.is_banned
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"<User {self.username}>"
+
+
+class Board(db.Model):
+    __tablename__ = "boards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(80), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(120))
+    description: Mapped[str] = mapped_column(Text, default="")
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Denormalised counters, maintained in the same transaction as post writes.
+    topic_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    post_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Plain integer (no FK constraint) to avoid a boards <-> posts FK cycle.
+    last_post_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    last_post_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    last_post: Mapped[Optional["Post"]] = relationship(
+        "Post", primaryjoin="foreign(Board.last_post_id) == Post.id", viewonly=True, uselist=False
+    )
+    topics: Mapped[list["Topic"]] = relationship(back_populates="board", passive_deletes=True)
+
+
+class Topic(db.Model):
+    __tablename__ = "topics"
+    __table_args__ = (
+        # Board page: WHERE board_id = ? ORDER BY is_pinned DESC, last_post_at DESC
+        Index("ix_topics_board_listing", "board_id", "is_pinned", "last_post_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    board_id: Mapped[int] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    is_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    is_pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_post_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
+    last_post_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    board: Mapped[Board] = relationship(back_populates="topics")
+    author: Mapped[User] = relationship()
+    posts: Mapped[list["Post"]] = relationship(
+        back_populates="topic", passive_deletes=True, order_by="Post.id"
+    )
+    last_post: Mapped[Optional["Post"]] = relationship(
+        "Post", primaryjoin="foreign(Topic.last_post_id) == Post.id", viewonly=True, uselist=False
+    )
+
+
+class Post(db.Model):
+    __tablename__ = "posts"
+    __table_args__ = (
+        # Topic page: WHERE topic_id = ? ORDER BY id
+        Index("ix_posts_topic_id_id", "topic_id", "id"),
+        # Profile page: WHERE user_id = ? ORDER BY id DESC
+        Index("ix_posts_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    body: Mapped[str] = mapped_column(Text)
+    body_html: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    updated_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+
+    topic: Mapped[Topic] = relationship(back_populates="posts")
+    author: Mapped[User] = relationship()
+
+
+@login_manager.user_loader
+def load_user(user_id: str) -> Optional[User]:
+    try:
+        return db.session.get(User, int(user_id))
+    except (TypeError, ValueError):
+        return None
+
+
+# --- counter maintenance -------------------------------------------------------
+
+
+def recount_topic(topic_id: int) -> None:
+    """Recompute a topic's denormalised fields from its posts (used after deletes)."""
+    stats = db.session.execute(
+        select(func.count(Post.id), func.max(Post.id), func.max(Post.created_at)).where(
+            Post.topic_id == topic_id
+        )
+    ).one()
+    count, last_id, last_at = stats
+    db.session.execute(
+        update(Topic)
+        .where(Topic.id == topic_id)
+        .values(reply_count=max((count or 0) - 1, 0), last_post_id=last_id, last_post_at=last_at)
+    )
+
+
+def recount_board(board_id: int) -> None:
+    """Recompute a board's denormalised fields (used after deletes and bulk loads)."""
+    topic_count = db.session.scalar(
+        select(func.count(Topic.id)).where(Topic.board_id == board_id)
+    )
+    post_count, last_id = db.session.execute(
+        select(func.count(Post.id), func.max(Post.id))
+        .join(Topic, Post.topic_id == Topic.id)
+        .where(Topic.board_id == board_id)
+    ).one()
+    last_at = db.session.scalar(select(Post.created_at).where(Post.id == last_id)) if last_id else None
+    db.session.execute(
+        update(Board)
+        .where(Board.id == board_id)
+        .values(
+            topic_count=topic_count or 0,
+            post_count=post_count or 0,
+            last_post_id=last_id,
+            last_post_at=last_at,
+        )
+    )
+
+
+def recount_all() -> None:
+    """Recompute every counter with set-based UPDATEs (fast; for bulk loads)."""
+    post_stats = (
+        select(func.count(Post.id)).where(Post.topic_id == Topic.id).scalar_subquery()
+    )
+    db.session.execute(
+        update(Topic).values(
+            reply_count=post_stats - 1,
+            last_post_id=select(func.max(Post.id)).where(Post.topic_id == Topic.id).scalar_subquery(),
+            last_post_at=select(func.max(Post.created_at))
+            .where(Post.topic_id == Topic.id)
+            .scalar_subquery(),
+        )
+    )
+    db.session.execute(update(Topic).where(Topic.reply_count < 0).values(reply_count=0))
+    db.session.execute(
+        update(Board).values(
+            topic_count=select(func.count(Topic.id)).where(Topic.board_id == Board.id).scalar_subquery(),
+            post_count=select(func.coalesce(func.sum(Topic.reply_count + 1), 0))
+            .where(Topic.board_id == Board.id)
+            .scalar_subquery(),
+            last_post_id=select(func.max(Topic.last_post_id))
+            .where(Topic.board_id == Board.id)
+            .scalar_subquery(),
+            last_post_at=select(func.max(Topic.last_post_at))
+            .where(Topic.board_id == Board.id)
+            .scalar_subquery(),
+        )
+    )
+    db.session.execute(
+        update(User).values(
+            post_count=select(func.count(Post.id)).where(Post.user_id == User.id).scalar_subquery()
+        )
+    )

@@ -1,0 +1,65 @@
+"""Small helpers shared by blueprints."""
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from functools import wraps
+from typing import Any, Callable, Optional
+from urllib.parse import urlsplit
+
+from flask import abort, request, url_for
+from flask_login import current_user
+
+
+def is_safe_next(target: Optional[str]) -> bool:
+    """Only allow relative, same-site paths such as ``/b/general?page=2``."""
+    if not target or not isinstance(target, str):
+        return False
+    if "\\" in target or any(ord(c) < 32 or ord(c) == 127 for c in target):
+        return False
+    if not target.startswith("/") or target.startswith("//"):
+        return False
+    parts = urlsplit(target)
+    return not parts.scheme and not parts.netloc
+
+
+def safe_next(target: Optional[str], default_endpoint: str = "boards.index") -> str:
+    return target if is_safe_next(target) else url_for(default_endpoint)
+
+
+def slugify(value: str) -> str:
+    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
+    value = re.sub(r"[^\w\s-]", "", value).strip().lower()
+    return re.sub(r"[-\s_]+", "-", value).strip("-")[:80] or "board"
+
+
+def format_dt(value: Optional[datetime]) -> str:
+    if value is None:
+        return ""
+    return value.strftime("%Y-%m-%d %H:%M") + " UTC"
+
+
+def page_url(page: int) -> str:
+    """URL of the current page with a different ``page`` query argument."""
+    args: dict[str, Any] = dict(request.view_args or {})
+    args.update(request.args.to_dict())
+    args["page"] = page
+    return url_for(request.endpoint or "boards.index", **args)
+
+
+def moderator_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_authenticated:
+            abort(401)
+        if not current_user.is_moderator:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def get_page() -> int:
+    page = request.args.get("page", 1, type=int) or 1
+    return max(page, 1)

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from forum import create_app
+from forum.extensions import db as _db
+from forum.models import Board, User
+
+# Environment variables that must not leak from the developer's shell into tests.
+FORUM_ENV_VARS = (
+    "FORUM_ENV", "SECRET_KEY", "DATABASE_URL", "SESSION_COOKIE_SECURE", "FORUM_RELEASE",
+    "RATELIMIT_ENABLED", "RATELIMIT_STORAGE_URI", "FORUM_AUTH_RATE_LIMIT", "FORUM_ADMIN_PASSWORD",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in FORUM_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_app(tmp_path, **overrides):
+    config = {
+        "TESTING": True,
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "FORUM_AUTO_SCHEMA": False,
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "SECRET_KEY": "test-secret",
+    }
+    config.update(overrides)
+    app = create_app(config)
+    with app.app_context():
+        _db.create_all()
+    return app
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = make_app(tmp_path)
+    yield app
+    with app.app_context():
+        _db.session.remove()
+        _db.engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    with app.app_context():
+        yield _db
+
+
+def create_user(app, username="alice", password="correct horse", role="member", banned=False):
+    with app.app_context():
+        user = User(username=username, email=f"{username}@example.org", role=role, is_banned=banned)
+        user.set_password(password)
+        _db.session.add(user)
+        _db.session.commit()
+        return user.id
+
+
+def create_board(app, name="General", slug="general", description="General talk"):
+    with app.app_context():
+        board = Board(name=name, slug=slug, description=description)
+        _db.session.add(board)
+        _db.session.commit()
+        return board.id
+
+
+def login(client, username="alice", password="correct horse"):
+    return client.post("/login", data={"username": username, "password": password})
+
+
+def extract_csrf(html: str) -> str:
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html) or re.search(
+        r'name="csrf_token" value="([^"]+)"', html
+    )
+    assert match, "no csrf token in page"
+    return match.group(1)
