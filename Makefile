@@ -12,8 +12,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 LAB_URL := http://127.0.0.1:$(or $(LAB_HTTP_PORT),8080)/
 SCENARIO ?= default
+# Every Molecule scenario `make test` runs, in this order.
+SCENARIOS ?= default
 
-.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule test clean
+.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -56,8 +58,14 @@ app-test: app-venv ## The forum's own test suite
 molecule: venv testbed ## One Molecule scenario: make molecule SCENARIO=default
 	$(BIN)/molecule test -s $(SCENARIO)
 
-test: lint app-test ## Everything: lint, app tests, the full-stack Molecule scenario
-	$(MAKE) molecule SCENARIO=default
+molecule-all: venv testbed ## Every scenario in SCENARIOS; reports all failures at the end
+	@failed=""; for s in $(SCENARIOS); do \
+	  echo "===== molecule test -s $$s"; \
+	  $(BIN)/molecule test -s $$s || failed="$$failed $$s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "Failed scenarios:$$failed"; exit 1; fi
+
+test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
 
 clean: demo-down ## Remove the lab, caches and virtualenvs
 	rm -rf $(VENV) $(APP_VENV) .cache
