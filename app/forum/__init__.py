@@ -76,6 +76,10 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
+    from .pagecache import init_page_cache
+
+    init_page_cache(app)
+
 
 def _include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
     """Hide the PostgreSQL-only full-text indexes (created by a hand-written
@@ -84,6 +88,7 @@ def _include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .boards import bp as boards_bp
     from .cli import bp as cli_bp
@@ -97,15 +102,20 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(topics_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(health_bp)
+    app.register_blueprint(admin_bp)
     app.register_blueprint(cli_bp)
     register_error_handlers(app)
 
 
 def _register_template_helpers(app: Flask) -> None:
-    from .utils import format_dt, page_url
+    from urllib.parse import quote
+
+    from .utils import format_dt, page_url, url_prefixes
 
     app.jinja_env.filters["dt"] = format_dt
+    app.jinja_env.filters["segment"] = lambda value: quote(str(value), safe="")
     app.jinja_env.globals["page_url"] = page_url
+    app.jinja_env.globals["url_prefixes"] = url_prefixes
 
     @app.after_request
     def _security_headers(response):

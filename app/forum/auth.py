@@ -7,7 +7,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from .extensions import db, limiter
-from .forms import ActionForm, LoginForm, RegisterForm
+from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm
 from .models import User
 from .utils import is_safe_next, safe_next
 
@@ -94,3 +94,19 @@ def logout():
         logout_user()
         flash("You have been logged out.", "info")
     return redirect(url_for("boards.index"))
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(_auth_limit, methods=["POST"])
+def change_password():
+    form = ChangePasswordForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current.data):
+            form.current.errors.append("That is not your current password.")
+        else:
+            current_user.set_password(form.password.data)
+            db.session.commit()
+            flash("Your password has been changed.", "success")
+            return redirect(url_for("users.profile", username=current_user.username))
+    return render_template("auth/change_password.html", form=form)

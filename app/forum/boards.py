@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
-from sqlalchemy import and_, func, select, union
-from sqlalchemy.orm import joinedload, selectinload
+from sqlalchemy import and_, bindparam, func, select, union
+from sqlalchemy.orm import aliased, joinedload
 
 from .extensions import db
-from .models import Board, Post, Topic
-from .utils import get_page
+from .models import Board, Post, Topic, User
+from .pagecache import cached_page
+from .utils import RowPagination, get_page
 
 bp = Blueprint("boards", __name__)
 
 
 @bp.get("/")
+@cached_page
 def index():
     last_post = joinedload(Board.last_post).load_only(
         Post.id, Post.topic_id, Post.user_id, Post.created_at
@@ -25,29 +27,59 @@ def index():
     return render_template("boards/index.html", boards=boards)
 
 
+def _board_statements():
+    """Board-page statements, built once (building SQLAlchemy constructs per request
+    costs more than running them; the compiled SQL is cached by SQLAlchemy)."""
+    global _BOARD_STMTS
+    if _BOARD_STMTS is None:
+        board_stmt = select(*Board.__table__.c).where(Board.slug == bindparam("slug"))
+        # The LIMIT/OFFSET runs on the listing index in a subquery; then each of the
+        # few rows found is joined to its author and last post's author by primary key.
+        listing_order = (Topic.is_pinned.desc(), Topic.last_post_at.desc(), Topic.id.desc())
+        page_ids = (
+            select(Topic.id)
+            .where(Topic.board_id == bindparam("board_id"))
+            .order_by(*listing_order)
+            .offset(bindparam("offset"))
+            .limit(bindparam("limit"))
+            .subquery()
+        )
+        author, last_post, last_author = aliased(User), aliased(Post), aliased(User)
+        rows_stmt = (
+            select(
+                Topic.id, Topic.title, Topic.is_pinned, Topic.is_locked, Topic.reply_count,
+                Topic.created_at, Topic.last_post_id, Topic.last_post_at,
+                author.username.label("author_name"),
+                last_author.username.label("last_author_name"),
+            )
+            .join(page_ids, page_ids.c.id == Topic.id)
+            .join(author, author.id == Topic.user_id)
+            .outerjoin(last_post, last_post.id == Topic.last_post_id)
+            .outerjoin(last_author, last_author.id == last_post.user_id)
+            .order_by(*listing_order)
+        )
+        _BOARD_STMTS = (board_stmt, rows_stmt)
+    return _BOARD_STMTS
+
+
+_BOARD_STMTS = None
+
+
 @bp.get("/b/<slug>")
+@cached_page
 def board(slug: str):
-    board = db.session.scalar(select(Board).where(Board.slug == slug))
+    board_stmt, rows_stmt = _board_statements()
+    # Plain rows, not ORM objects: one query for the board, one for the page of topics.
+    board = db.session.execute(board_stmt, {"slug": slug}).first()
     if board is None:
         abort(404)
-    stmt = (
-        select(Topic)
-        .where(Topic.board_id == board.id)
-        # selectinload (not joinedload): the LIMIT/OFFSET query then reads only the
-        # listing index, and the related rows come in a fixed number of IN queries.
-        .options(
-            selectinload(Topic.author),
-            selectinload(Topic.last_post)
-            .load_only(Post.id, Post.topic_id, Post.user_id, Post.created_at)
-            .selectinload(Post.author),
-        )
-        .order_by(Topic.is_pinned.desc(), Topic.last_post_at.desc(), Topic.id.desc())
-    )
-    topics = db.paginate(
-        stmt, page=get_page(), per_page=current_app.config["TOPICS_PER_PAGE"], error_out=False,
-        count=False,
-    )
-    topics.total = board.topic_count  # denormalised count: no COUNT(*) per page view
+
+    def rows(offset: int, limit: int) -> list:
+        params = {"board_id": board.id, "offset": offset, "limit": limit}
+        return db.session.execute(rows_stmt, params).all()
+
+    # The denormalised topic_count gives the page count: no COUNT(*) per page view.
+    topics = RowPagination(rows, get_page(), current_app.config["TOPICS_PER_PAGE"], board.topic_count)
     return render_template("boards/board.html", board=board, topics=topics)
 
 

@@ -1,7 +1,8 @@
 """Configuration, read only from environment variables.
 
 Variables: FORUM_ENV, SECRET_KEY, DATABASE_URL, SESSION_COOKIE_SECURE,
-FORUM_RELEASE (plus optional RATELIMIT_STORAGE_URI, RATELIMIT_ENABLED).
+FORUM_RELEASE (plus optional RATELIMIT_STORAGE_URI, RATELIMIT_ENABLED,
+FORUM_AUTH_RATE_LIMIT, FORUM_PAGE_CACHE_SECONDS).
 """
 from __future__ import annotations
 
@@ -28,6 +29,18 @@ def _parse_bool(name: str, value: str | None, default: bool) -> bool:
     if v in _FALSE:
         return False
     raise ConfigError(f"{name} must be 'true' or 'false', got {value!r}")
+
+
+def _parse_seconds(value: str | None, default: float) -> float:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= 3600:
+        raise ConfigError(f"FORUM_PAGE_CACHE_SECONDS must be a number of seconds (0-3600), got {value!r}")
+    return seconds
 
 
 def normalise_database_url(url: str) -> str:
@@ -85,6 +98,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
         "RATELIMIT_HEADERS_ENABLED": True,
         "FORUM_AUTH_RATE_LIMIT": env.get("FORUM_AUTH_RATE_LIMIT") or "10 per minute",
+        # Anonymous page cache lifetime (see forum.pagecache); 0 disables it.
+        "PAGE_CACHE_SECONDS": _parse_seconds(env.get("FORUM_PAGE_CACHE_SECONDS"), 10.0),
         "TOPICS_PER_PAGE": 20,
         "POSTS_PER_PAGE": 20,
         "SEARCH_PER_PAGE": 20,

@@ -2,8 +2,17 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, HiddenField, PasswordField, StringField, SubmitField, TextAreaField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    SubmitField,
+    TextAreaField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
 USERNAME_RE = r"^[A-Za-z0-9_.-]+$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
@@ -59,3 +68,30 @@ class ActionForm(FlaskForm):
     """Empty form used for CSRF-protected POST buttons (logout, delete, lock...)."""
 
     submit = SubmitField("Submit")
+
+
+class ChangePasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", message="Passwords must match.")],
+    )
+    submit = SubmitField("Change password")
+
+
+class BoardForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(min=1, max=120)])
+    slug = StringField(
+        "URL slug",
+        description="Letters, digits and '-'; derived from the name when empty.",
+        validators=[Optional(), Length(max=80), Regexp(r"^[a-z0-9-]*$", message="Lower-case letters, digits and '-' only.")],
+    )
+    description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
+    position = IntegerField("Position", validators=[Optional(), NumberRange(min=0, max=100000)])
+    submit = SubmitField("Save board")
+
+
+class MoveTopicForm(FlaskForm):
+    board_id = SelectField("Move to", coerce=int)
+    submit = SubmitField("Move")

@@ -1,7 +1,7 @@
 """Health check endpoint for load balancers and the deploy role."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from . import __version__
@@ -31,3 +31,10 @@ def healthz():
         response = jsonify(body)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@bp.get("/ping")
+@limiter.exempt
+def ping():
+    """Liveness only (no database): the "trivial endpoint" of the benchmark."""
+    return Response("pong\n", mimetype="text/plain", headers={"Cache-Control": "no-store"})

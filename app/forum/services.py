@@ -95,3 +95,14 @@ def delete_topic(topic: Topic) -> None:
             update(User).where(User.id == user_id).values(post_count=User.post_count - n)
         )
     recount_board(board_id)
+
+
+def move_topic(topic: Topic, target: Board) -> None:
+    """Move a topic (with its posts) to another board and fix both boards' counters."""
+    source_id = topic.board_id
+    if source_id == target.id:
+        return
+    topic.board_id = target.id
+    db.session.flush()
+    recount_board(source_id)
+    recount_board(target.id)

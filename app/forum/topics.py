@@ -8,8 +8,9 @@ from sqlalchemy.orm import joinedload
 
 from . import services
 from .extensions import db
-from .forms import ActionForm, EditPostForm, PostForm, TopicForm
+from .forms import EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
+from .pagecache import cached_page
 from .utils import get_page, moderator_required
 
 bp = Blueprint("topics", __name__)
@@ -74,6 +75,7 @@ def new_topic(slug: str):
 
 
 @bp.get("/t/<int:topic_id>")
+@cached_page
 def topic(topic_id: int):
     topic = _get_topic(topic_id)
     stmt = (
@@ -88,15 +90,34 @@ def topic(topic_id: int):
     )
     posts.total = topic.reply_count + 1  # denormalised: no COUNT(*) per page view
     first_post_id = posts.items[0].id if posts.items and posts.page == 1 else None
+    # Forms only for logged-in users: building one stores a CSRF token in the session,
+    # which anonymous readers (and the page cache) do not need.
+    form = move_form = None
+    if current_user.is_authenticated:
+        form = PostForm()
+        if current_user.is_moderator:
+            move_form = _move_form(topic)
     return render_template(
         "topics/topic.html",
         topic=topic,
         posts=posts,
-        form=PostForm(),
-        action_form=ActionForm(),
+        form=form,
         first_post_id=first_post_id,
         can_edit=_can_edit,
+        move_form=move_form,
     )
+
+
+def _move_form(topic: Topic) -> MoveTopicForm:
+    form = MoveTopicForm()
+    form.board_id.choices = [
+        (b_id, name) for b_id, name in db.session.execute(
+            select(Board.id, Board.name).order_by(Board.position, Board.name)
+        )
+    ]
+    if form.board_id.data is None:
+        form.board_id.data = topic.board_id
+    return form
 
 
 @bp.post("/t/<int:topic_id>/reply")
@@ -199,3 +220,18 @@ def delete_topic(topic_id: int):
     db.session.commit()
     flash("Topic deleted.", "info")
     return redirect(url_for("boards.board", slug=slug))
+
+
+@bp.post("/t/<int:topic_id>/move")
+@login_required
+@moderator_required
+def move_topic(topic_id: int):
+    topic = _get_topic(topic_id)
+    form = _move_form(topic)
+    if not form.validate_on_submit():
+        abort(400, description="Choose an existing board to move the topic to.")
+    target = db.session.get(Board, form.board_id.data)
+    services.move_topic(topic, target)
+    db.session.commit()
+    flash(f"Topic moved to {target.name}.", "info")
+    return redirect(url_for("topics.topic", topic_id=topic.id))

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 from flask import abort, request, url_for
 from flask_login import current_user
+from flask_sqlalchemy.pagination import Pagination
 
 
 def is_safe_next(target: Optional[str]) -> bool:
@@ -60,6 +61,32 @@ def moderator_required(view: Callable) -> Callable:
     return wrapped
 
 
+MAX_PAGE = 100_000
+
+
 def get_page() -> int:
     page = request.args.get("page", 1, type=int) or 1
-    return max(page, 1)
+    return min(max(page, 1), MAX_PAGE)  # an absurd page number is not a database error
+
+
+class RowPagination(Pagination):
+    """Flask-SQLAlchemy's pagination API over a ``fetch(offset, limit)`` callable and a
+    known total (a denormalised counter), so templates share one pagination macro."""
+
+    def __init__(self, fetch: Callable[[int, int], list], page: int, per_page: int, total: int) -> None:
+        self._fetch = fetch
+        super().__init__(page=page, per_page=per_page, max_per_page=None, error_out=False, count=False)
+        self.total = max(total, 0)
+
+    def _query_items(self) -> list[Any]:
+        return list(self._fetch(self._query_offset, self.per_page))
+
+    def _query_count(self) -> int:  # pragma: no cover - count=False
+        return self.total
+
+
+def url_prefixes() -> dict[str, str]:
+    """Path prefixes for links repeated on list pages (``prefix ~ id`` is much cheaper
+    than one ``url_for`` per row, and still honours SCRIPT_NAME)."""
+    root = request.script_root
+    return {"topic": root + "/t/", "post": root + "/p/", "user": root + "/u/", "board": root + "/b/"}

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
+
+from . import pg_harness
 
 from forum import create_app
 from forum.extensions import db as _db
@@ -19,16 +22,65 @@ FORUM_ENV_VARS = (
 def clean_env(monkeypatch):
     for name in FORUM_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
+    # No page cache (and no generation file in /tmp) unless a test turns it on.
+    monkeypatch.setenv("FORUM_PAGE_CACHE_SECONDS", "0")
 
 
-def make_app(tmp_path, **overrides):
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "postgresql: runs against the throwaway PostgreSQL server the harness starts")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One private PostgreSQL cluster for the whole test session (see pg_harness)."""
+    reason = pg_harness.unavailable_reason()
+    if reason:
+        if os.environ.get("FORUM_TEST_REQUIRE_POSTGRES", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"FORUM_TEST_REQUIRE_POSTGRES is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = pg_harness.TempPostgres()
+    with server:
+        yield server
+
+
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def new_db_url(backend, request, tmp_path):
+    """Factory: each call returns the URL of a new, empty database on ``backend``."""
+    created = []
+    server = request.getfixturevalue("pg_server") if backend == "postgresql" else None
+
+    def factory():
+        if server is None:
+            url = f"sqlite:///{tmp_path / f'test{len(created)}.db'}"
+        else:
+            url = server.create_database()
+        created.append(url)
+        return url
+
+    yield factory
+    if server is not None:
+        for url in created:
+            server.drop_database(url)
+
+
+def make_app(tmp_path, db_url=None, **overrides):
     config = {
         "TESTING": True,
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'test.db'}",
+        "SQLALCHEMY_DATABASE_URI": db_url or f"sqlite:///{tmp_path / 'test.db'}",
         "FORUM_AUTO_SCHEMA": False,
         "WTF_CSRF_ENABLED": False,
         "RATELIMIT_ENABLED": False,
         "SECRET_KEY": "test-secret",
+        "PAGE_CACHE_SECONDS": 0,  # tests/test_pagecache.py turns it on
     }
     config.update(overrides)
     app = create_app(config)
@@ -38,8 +90,8 @@ def make_app(tmp_path, **overrides):
 
 
 @pytest.fixture
-def app(tmp_path):
-    app = make_app(tmp_path)
+def app(tmp_path, new_db_url):
+    app = make_app(tmp_path, new_db_url())
     yield app
     with app.app_context():
         _db.session.remove()

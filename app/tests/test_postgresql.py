@@ -1,58 +1,31 @@
-"""Optional tests against a real PostgreSQL server.
-
-Set FORUM_TEST_POSTGRES_URL to a *throwaway* database, e.g.
-postgresql+psycopg://forum:pw@127.0.0.1:5432/forum_test (it is migrated up and
-down to base). Skipped otherwise.
-"""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
+"""PostgreSQL-only behaviour, against the throwaway server of the test harness
+(see tests/pg_harness.py; skipped with a reason when the server binaries are absent)."""
 import pytest
-from sqlalchemy import create_engine, inspect
+from sqlalchemy import text
 
-PG_URL = os.environ.get("FORUM_TEST_POSTGRES_URL")
-APP_DIR = Path(__file__).resolve().parent.parent
+from forum import create_app
+from forum.extensions import db
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="FORUM_TEST_POSTGRES_URL not set")
+from .test_migrations import run_flask
+
+pytestmark = pytest.mark.postgresql
 
 
 @pytest.fixture
-def pg_env(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", PG_URL)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FORUM_ENV")}
-    env["DATABASE_URL"] = PG_URL
-
-    def flask(*args):
-        result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args],
-                                cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
-
-    flask("db", "downgrade", "base")
-    flask("db", "upgrade")
-    assert "No new upgrade operations detected" in flask("db", "check")  # models == migrations
-    yield flask
-    flask("db", "downgrade", "base")
+def migrated_url(pg_server):
+    url = pg_server.create_database("e2e")
+    run_flask(["db", "upgrade"], url)
+    yield url
+    pg_server.drop_database(url)
 
 
-def test_postgresql_end_to_end(pg_env):
-    flask = pg_env
-    indexes = {ix["name"] for ix in inspect(create_engine(PG_URL)).get_indexes("posts")}
-    assert "ix_posts_body_fts" in indexes
-    assert flask("forum", "ensure-board", "General", "--description", "d").strip() == "created"
-    assert flask("forum", "ensure-board", "General", "--description", "d").strip() == "exists"
-    flask("forum", "demo-data", "--topics", "30", "--replies", "3")
+def test_full_text_search_uses_gin_indexes(migrated_url):
+    run_flask(["forum", "ensure-board", "General", "--description", "d"], migrated_url)
+    run_flask(["forum", "demo-data", "--topics", "300", "--replies", "3"], migrated_url)
 
-    from forum import create_app
-    from forum.extensions import db
-
-    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False})
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                      "SQLALCHEMY_DATABASE_URI": migrated_url, "FORUM_AUTO_SCHEMA": False})
     client = app.test_client()
-    assert client.get("/healthz").get_json()["database"] == "ok"
-    assert client.get("/").status_code == 200
-    assert client.get("/b/general").status_code == 200
     client.post("/register", data={"username": "pguser", "email": "pg@example.org",
                                    "password": "pg-password", "confirm": "pg-password"})
     resp = client.post("/b/general/new", data={"title": "Zebra crossing", "body": "quokka habitat"})
@@ -63,4 +36,61 @@ def test_postgresql_end_to_end(pg_env):
     assert "quokka habitat" in html
     assert "Zebra" not in client.get("/search?q=nonexistentword").get_data(as_text=True)
     with app.app_context():
+        db.session.execute(text("ANALYZE posts"))
+        db.session.execute(text("SET enable_seqscan = off"))
+        plan = "\n".join(db.session.scalars(text(
+            "EXPLAIN SELECT id FROM posts WHERE to_tsvector('simple', body) "
+            "@@ websearch_to_tsquery('simple', 'quokka')")))
+        assert "ix_posts_body_fts" in plan, plan
+        db.session.rollback()
         db.engine.dispose()
+
+
+def test_survives_database_restart(pg_server, migrated_url):
+    """Pool pre-ping: after PostgreSQL restarts, the next request succeeds without
+    restarting the app; while it is down, users get a 503 page, /healthz a 503 JSON."""
+    run_flask(["forum", "ensure-board", "General", "--description", "d"], migrated_url)
+    app = create_app({"TESTING": True, "SQLALCHEMY_DATABASE_URI": migrated_url,
+                      "FORUM_AUTO_SCHEMA": False, "PROPAGATE_EXCEPTIONS": False,
+                      "PAGE_CACHE_SECONDS": 0})  # no cached anonymous page may hide the outage
+    client = app.test_client()
+    assert client.get("/b/general").status_code == 200
+    assert client.get("/healthz").status_code == 200  # pooled connection now exists
+
+    pg_server.stop("fast")
+    try:
+        resp = client.get("/b/general", headers={"Accept": "text/html"})
+        assert resp.status_code == 503
+        html = resp.get_data(as_text=True)
+        assert "Service unavailable" in html and "Traceback" not in html
+        resp = client.get("/healthz")
+        assert resp.status_code == 503
+        assert resp.get_json()["database"] == "error"
+    finally:
+        pg_server.start()
+
+    # Same app object, same pool: stale connections are replaced transparently.
+    assert client.get("/healthz").status_code == 200
+    resp = client.get("/b/general")
+    assert resp.status_code == 200 and "General" in resp.get_data(as_text=True)
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_harness_creates_and_drops_databases(pg_server):
+    import psycopg
+
+    url = pg_server.create_database("h")
+    name = url.split("@/", 1)[1].split("?", 1)[0]
+
+    def exists():
+        with psycopg.connect(pg_server.libpq_dsn(), autocommit=True) as conn:
+            return conn.execute("SELECT count(*) FROM pg_database WHERE datname = %s", (name,)).fetchone()[0]
+
+    assert exists() == 1
+    pg_server.drop_database(url)
+    assert exists() == 0
+    # The server listens on its own unix socket only: no TCP port of ours to clash with.
+    with psycopg.connect(pg_server.libpq_dsn(), autocommit=True) as conn:
+        assert conn.execute("SHOW listen_addresses").fetchone()[0] == ""
+        assert conn.execute("SHOW unix_socket_directories").fetchone()[0] == pg_server.base

@@ -1,0 +1,104 @@
+"""Administration: boards (create, edit, delete when empty) and the user list with roles."""
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_login import current_user, login_required
+from sqlalchemy import func, select
+
+from .extensions import db
+from .forms import ActionForm, BoardForm
+from .models import ROLES, Board, User
+from .utils import get_page, slugify
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def admin_required(view: Callable) -> Callable:
+    @wraps(view)
+    @login_required
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        if not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _slug_taken(slug: str, board_id: int | None) -> bool:
+    stmt = select(Board.id).where(Board.slug == slug)
+    if board_id is not None:
+        stmt = stmt.where(Board.id != board_id)
+    return db.session.scalar(stmt) is not None
+
+
+@bp.get("/")
+@admin_required
+def index():
+    return redirect(url_for("admin.boards"))
+
+
+@bp.route("/boards", methods=["GET", "POST"])
+@admin_required
+def boards():
+    form = BoardForm()
+    if form.validate_on_submit():
+        slug = slugify(form.slug.data or form.name.data)
+        if _slug_taken(slug, None):
+            form.slug.errors.append(f"The slug {slug!r} is already used.")
+        else:
+            position = form.position.data
+            if position is None:
+                position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
+            board = Board(name=form.name.data.strip(), slug=slug,
+                          description=(form.description.data or "").strip(), position=position)
+            db.session.add(board)
+            db.session.commit()
+            flash(f"Board {board.name!r} created.", "success")
+            return redirect(url_for("admin.boards"))
+    all_boards = db.session.scalars(select(Board).order_by(Board.position, Board.name)).all()
+    return render_template("admin/boards.html", boards=all_boards, form=form, action_form=ActionForm())
+
+
+@bp.route("/boards/<int:board_id>/edit", methods=["GET", "POST"])
+@admin_required
+def edit_board(board_id: int):
+    board = db.session.get(Board, board_id) or abort(404)
+    form = BoardForm(obj=board)
+    if form.validate_on_submit():
+        slug = slugify(form.slug.data or form.name.data)
+        if _slug_taken(slug, board.id):
+            form.slug.errors.append(f"The slug {slug!r} is already used.")
+        else:
+            board.name = form.name.data.strip()
+            board.slug = slug
+            board.description = (form.description.data or "").strip()
+            if form.position.data is not None:
+                board.position = form.position.data
+            db.session.commit()
+            flash(f"Board {board.name!r} saved.", "success")
+            return redirect(url_for("admin.boards"))
+    return render_template("admin/edit_board.html", board=board, form=form)
+
+
+@bp.post("/boards/<int:board_id>/delete")
+@admin_required
+def delete_board(board_id: int):
+    board = db.session.get(Board, board_id) or abort(404)
+    if board.topic_count:
+        flash("Only empty boards can be deleted: move or delete its topics first.", "error")
+    else:
+        db.session.delete(board)
+        db.session.commit()
+        flash(f"Board {board.name!r} deleted.", "info")
+    return redirect(url_for("admin.boards"))
+
+
+@bp.get("/users")
+@admin_required
+def users():
+    stmt = select(User).order_by(User.role != "admin", User.role != "moderator", User.username)
+    page = db.paginate(stmt, page=get_page(), per_page=50, error_out=False)
+    return render_template("admin/users.html", users=page, roles=ROLES)

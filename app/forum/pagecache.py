@@ -1,0 +1,147 @@
+"""A short-lived cache of rendered pages for anonymous visitors.
+
+Only GET requests *without any cookie of ours* (no session, no remember-me) are
+served from or stored in the cache, and only 200 responses that did not touch the
+session. Logged-in users, flashed messages and forms with CSRF tokens therefore
+never meet a cached page.
+
+Invalidation: every database commit in this app (all writes go through one)
+clears the worker's own cache and touches a *generation file*; every worker checks
+that file's mtime (one ``stat``) before serving a hit, so a write in one Gunicorn
+worker invalidates the pages of all workers on the host at once. The file lives in
+the temp dir (private to the service under systemd's ``PrivateTmp``) and is named
+after the database URL. Writes the app cannot see (another web host, the CLI under
+a different /tmp) are picked up after at most ``PAGE_CACHE_SECONDS``
+(``FORUM_PAGE_CACHE_SECONDS``, default 10; 0 disables the cache). Each worker keeps at
+most 256 pages (least recently used first out), so odd query strings cannot grow it.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from functools import wraps
+from typing import Any, Callable, NamedTuple
+
+from flask import Flask, Response, current_app, make_response, request, session
+from sqlalchemy import event
+
+EXTENSION_KEY = "forum_page_cache"
+
+
+class _Entry(NamedTuple):
+    created_ns: int
+    expires: float
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+class PageCache:
+    def __init__(self, ttl: float, generation_file: str, max_entries: int = 256) -> None:
+        self.ttl = ttl
+        self.generation_file = generation_file
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _generation(self) -> int:
+        try:
+            return os.stat(self.generation_file).st_mtime_ns
+        except OSError:
+            return 0
+
+    def get(self, key: str) -> _Entry | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires < time.monotonic() or entry.created_ns <= self._generation():
+            with self._lock:
+                self._entries.pop(key, None)
+            return None
+        return entry
+
+    def put(self, key: str, entry: _Entry) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._entries.clear()
+        try:
+            with open(self.generation_file, "a"):
+                pass
+            os.utime(self.generation_file)
+        except OSError:  # pragma: no cover - read-only temp dir: the TTL still bounds staleness
+            pass
+
+
+def init_page_cache(app: Flask) -> None:
+    ttl = float(app.config.get("PAGE_CACHE_SECONDS") or 0)
+    if ttl <= 0:
+        return
+    digest = hashlib.sha256(app.config["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:16]
+    cache = PageCache(ttl, os.path.join(tempfile.gettempdir(), f"forum-pagecache-{digest}"))
+    app.extensions[EXTENSION_KEY] = cache
+    _listen_for_commits()
+
+
+_listening = False
+
+
+def _listen_for_commits() -> None:
+    """After (not before) every committed ORM transaction, invalidate that app's cache."""
+    global _listening
+    if _listening:
+        return
+    from flask import has_app_context
+    from flask_sqlalchemy.session import Session
+
+    @event.listens_for(Session, "after_commit")
+    def _after_commit(session) -> None:
+        # Flask-SQLAlchemy sessions are scoped to the app context they run in.
+        if has_app_context():
+            cache = current_app.extensions.get(EXTENSION_KEY)
+            if cache is not None:
+                cache.invalidate()
+
+    _listening = True
+
+
+def _cacheable_request() -> bool:
+    if request.method != "GET" or request.cookies:
+        # Any cookie (session, remember-me, ...) may mean per-user content.
+        return False
+    return True
+
+
+def cached_page(view: Callable) -> Callable:
+    """Serve ``view`` from the page cache for anonymous GET requests."""
+
+    @wraps(view)
+    def wrapped(*args: Any, **kwargs: Any):
+        cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
+        if cache is None or not _cacheable_request():
+            return view(*args, **kwargs)
+        key = request.full_path
+        entry = cache.get(key)
+        if entry is not None:
+            response = Response(entry.body, headers=entry.headers)
+            response.headers["X-Page-Cache"] = "hit"
+            return response
+        started_ns = time.time_ns()
+        response = make_response(view(*args, **kwargs))
+        if (response.status_code == 200 and not session.modified
+                and "Set-Cookie" not in response.headers and not response.is_streamed):
+            headers = [(k, v) for k, v in response.headers.items()
+                       if k.lower() in ("content-type", "cache-control")]
+            cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, response.get_data(), headers))
+        response.headers["X-Page-Cache"] = "miss"
+        return response
+
+    return wrapped

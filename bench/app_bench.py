@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""Forum benchmark: Gunicorn + a throwaway PostgreSQL + wrk, on loopback only.
+
+Figures, not a test. Run from the repository root with the app's virtualenv:
+
+    app/.venv/bin/python bench/app_bench.py [--topics 10000 --replies 10] [--duration 10]
+
+It starts a private PostgreSQL cluster in a temp dir (tests/pg_harness.py; unix
+socket only, never the machine's own cluster), migrates it, loads demo data,
+serves the app with Gunicorn on 127.0.0.1, and runs ``wrk`` against:
+the board index, a board page, a topic page and a trivial endpoint (/ping).
+Requires: PostgreSQL server binaries (Debian package ``postgresql``) and ``wrk``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP_DIR = ROOT / "app"
+sys.path.insert(0, str(APP_DIR))
+
+from tests.pg_harness import TempPostgres, unavailable_reason  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def flask(env: dict, *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", *args], cwd=env["_APP_DIR"],
+                            env=env, capture_output=True, text=True, timeout=1800)
+    if result.returncode != 0:
+        raise SystemExit(f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout.strip()
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server did not answer {url}")
+
+
+def parse_wrk(output: str) -> tuple[float, str, int]:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
+    p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return rps, p99, int(non2xx.group(1)) if non2xx else 0
+
+
+def run_wrk(url: str, duration: int, connections: int, threads: int) -> tuple[float, str, int]:
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency", url],
+                         capture_output=True, text=True, timeout=duration + 60, check=True).stdout
+    return parse_wrk(out)
+
+
+def serve_and_measure(env: dict, gunicorn: Path, args, mode: str) -> float:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(gunicorn), "-w", str(args.workers), "-b", f"127.0.0.1:{port}",
+         "--log-level", "warning", "wsgi:app"],
+        cwd=env["_APP_DIR"], env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+    try:
+        wait_http(base + "/healthz")
+        topic_id = re.search(r'href="/t/(\d+)"',
+                             urllib.request.urlopen(base + "/b/board-1").read().decode()).group(1)
+        targets = [
+            ("trivial  /ping", "/ping"),
+            ("index    /", "/"),
+            ("board    /b/board-1", "/b/board-1"),
+            ("board    /b/board-1?page=50", "/b/board-1?page=50"),
+            (f"topic    /t/{topic_id}", f"/t/{topic_id}"),
+        ]
+        for _, path in targets:  # warm every worker's pool and caches
+            run_wrk(base + path, 2, args.connections, args.threads)
+        results = {}
+        print(f"\n[{mode}] wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+              f"gunicorn {args.workers} sync workers, {os.cpu_count()} CPUs")
+        print("(each page is measured right after its own /ping run; the ratio is to that run,"
+              " which keeps it meaningful when the machine's load varies)")
+        print(f"{'endpoint':32} {'req/s':>9} {'p99':>9} {'/ping req/s':>11} {'vs trivial':>10}")
+        for label, path in targets[1:]:
+            ping_rps, ping_p99, _ = run_wrk(base + "/ping", args.duration, args.connections, args.threads)
+            rps, p99, errors = run_wrk(base + path, args.duration, args.connections, args.threads)
+            results[path] = rps / ping_rps
+            flag = f"  ({errors} non-2xx!)" if errors else ""
+            print(f"{label:32} {rps:9.0f} {p99:>9} {ping_rps:11.0f} {rps / ping_rps * 100:9.0f}%{flag}",
+                  flush=True)
+        print(f"{'trivial  /ping (last run)':32} {ping_rps:9.0f} {ping_p99:>9}")
+        return results["/b/board-1"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--topics", type=int, default=10000)
+    ap.add_argument("--replies", type=int, default=10, help="replies per topic (10 -> 100k replies)")
+    ap.add_argument("--boards", type=int, default=4)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--app-dir", type=Path, default=APP_DIR,
+                    help="app to serve (e.g. an export of an older release, to compare)")
+    ap.add_argument("--cache-modes", default="off,on",
+                    help="page cache settings to measure: 'off', 'on' or 'off,on'")
+    ap.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2,
+                    help="gunicorn sync workers (default 2 x CPUs)")
+    args = ap.parse_args()
+
+    reason = unavailable_reason()
+    if reason:
+        raise SystemExit(reason)
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk not found (apt-get install wrk)")
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    if not gunicorn.exists():
+        raise SystemExit(f"{gunicorn} not found: run with the app's virtualenv python")
+
+    with TempPostgres(settings={"max_connections": "200"}) as pg:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("FORUM_", "DATABASE_URL", "SECRET_KEY", "RATELIMIT"))}
+        env.update(FORUM_ENV="production", SECRET_KEY="bench-" + os.urandom(16).hex(),
+                   DATABASE_URL=pg.create_database("bench"), SESSION_COOKIE_SECURE="false",
+                   FORUM_RELEASE="bench", _APP_DIR=str(args.app_dir.resolve()),
+                   FORUM_PAGE_CACHE_SECONDS="0")  # set per measured mode below
+        t0 = time.monotonic()
+        flask(env, "db", "upgrade")
+        for i in range(1, args.boards + 1):
+            flask(env, "forum", "ensure-board", f"Board {i}", "--slug", f"board-{i}",
+                  "--description", f"Benchmark board {i}")
+        print(flask(env, "forum", "demo-data", "--topics", str(args.topics), "--replies", str(args.replies)))
+        print(f"setup: {time.monotonic() - t0:.1f}s; {args.topics} topics, "
+              f"{args.topics * args.replies} replies over {args.boards} boards")
+
+        summary = []
+        modes = {"off": ("page cache off", "0"), "on": ("page cache on", "10")}
+        for mode, cache_seconds in (modes[m] for m in args.cache_modes.split(",")):
+            env["FORUM_PAGE_CACHE_SECONDS"] = cache_seconds
+            ratio = serve_and_measure(env, gunicorn, args, mode)
+            summary.append(f"{mode}: board page / trivial = {ratio:.0%}")
+        print("\n" + "\n".join(summary) + "  (target >= 50%)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
