@@ -10,10 +10,10 @@ PYTHON ?= python3
 export PATH := $(BIN):$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
-LAB_URL := http://127.0.0.1:$(or $(LAB_HTTP_PORT),8080)/
+LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
 # Every Molecule scenario `make test` runs, in this order.
-SCENARIOS ?= default
+SCENARIOS ?= default postgresql web
 
 .PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test clean
 
@@ -42,8 +42,8 @@ testbed: ## Install/start Docker and build the Debian 12 and 13 base images
 demo: venv ## Create the lab (web1, db1) and deploy the whole stack into it
 	scripts/lab.sh up
 	$(BIN)/ansible-playbook -i inventory/lab site.yml
-	@curl -fsS -o /dev/null --retry 5 --retry-delay 1 --retry-all-errors $(LAB_URL) \
-	  && echo "The forum is up: $(LAB_URL)"
+	@curl -kfsS -o /dev/null --retry 5 --retry-delay 1 --retry-all-errors $(LAB_URL) \
+	  && echo "The forum is up: $(LAB_URL) (self-signed certificate; http://127.0.0.1:$(or $(LAB_HTTP_PORT),8080)/ redirects there)"
 
 demo-down: ## Remove the lab
 	scripts/lab.sh down

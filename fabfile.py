@@ -6,7 +6,9 @@ Hosts and how to reach them come from the Ansible inventory (the same one
     fab status                         # release, health and services per web host
     fab logs --lines 100               # the app's and nginx's recent logs
     fab deploy                         # run playbooks/deploy.yml
-    fab -- status --inventory inventory/production
+    fab rollback                       # back to the release before current
+    fab rollback --to 3f2a9c1b7d4e     # or to a named release
+    fab status --inventory inventory/production
 
 `--inventory` defaults to $FORUM_INVENTORY or inventory/lab.
 """
@@ -79,10 +81,14 @@ def status(c, inventory=DEFAULT_INVENTORY):
     """Show the live release, the health check and the services on every web host."""
     for name, conn in _web_connections(inventory):
         release = conn.run(f"readlink {APP_ROOT}/current || echo none", hide=True, warn=True).stdout.strip()
-        health = conn.run("curl -fsS --max-time 5 http://127.0.0.1/healthz", hide=True, warn=True)
+        previous = conn.run(f"readlink {APP_ROOT}/previous || echo none", hide=True, warn=True).stdout.strip()
+        # Through nginx on the host itself (self-signed certificate: -k).
+        health = conn.run("curl -ksS --max-time 5 https://127.0.0.1/healthz || "
+                          "curl -sS --max-time 5 http://127.0.0.1/healthz", hide=True, warn=True)
         services = conn.sudo("systemctl is-active forum.socket forum.service nginx",
                              hide=True, warn=True).stdout.split()
-        print(f"{name}: release {Path(release).name}")
+        server = conn.run("systemctl show -p Description --value forum.service", hide=True, warn=True).stdout.strip()
+        print(f"{name}: release {Path(release).name} (previous {Path(previous).name}), {server}")
         print(f"  health: {health.stdout.strip() if health.ok else 'FAILED ' + health.stderr.strip()}")
         print("  services: " + ", ".join(
             f"{unit}={state}" for unit, state in zip(["forum.socket", "forum.service", "nginx"], services)))
@@ -99,7 +105,7 @@ def logs(c, inventory=DEFAULT_INVENTORY, lines=50):
 
 
 def _playbook(playbook, inventory, extra):
-    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", inventory, playbook, *shlex.split(extra)]
+    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(ROOT / inventory), playbook, *shlex.split(extra)]
     if not os.path.exists(argv[0]):
         argv[0] = "ansible-playbook"
     print("+ " + shlex.join(argv))
@@ -107,6 +113,16 @@ def _playbook(playbook, inventory, extra):
 
 
 @task
-def deploy(c, inventory=DEFAULT_INVENTORY, extra=""):
-    """Deploy the forum: run playbooks/deploy.yml (extra: more ansible-playbook options)."""
+def deploy(c, inventory=DEFAULT_INVENTORY, serial=0, extra=""):
+    """Deploy the forum: run playbooks/deploy.yml (serial: hosts per batch; extra: more ansible-playbook options)."""
+    if int(serial):
+        extra = f"-e forum_deploy_serial={int(serial)} {extra}"
     _playbook("playbooks/deploy.yml", inventory, extra)
+
+
+@task
+def rollback(c, inventory=DEFAULT_INVENTORY, to="", extra=""):
+    """Go back to the release before current on every web host, or to release `to`."""
+    if to:
+        extra = f"-e forum_rollback_to={shlex.quote(to)} {extra}"
+    _playbook("playbooks/rollback.yml", inventory, extra)

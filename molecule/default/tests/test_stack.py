@@ -1,6 +1,7 @@
 """Behaviour of the whole stack after site.yml, seen from outside and inside."""
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.request
 
@@ -10,9 +11,18 @@ APP_ROOT = "/srv/forum"
 ENV_FILE = f"{APP_ROOT}/shared/.env"
 
 
+# The lab's certificate is self-signed.
+INSECURE = ssl._create_unverified_context()  # noqa: S323
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
 def http_get(url, timeout=10):
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=INSECURE) as response:
             return response.status, dict(response.headers), response.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read().decode()
@@ -27,7 +37,7 @@ def app_env(web):
 # --- the forum, through nginx ---------------------------------------------
 
 def test_front_page_is_served_by_nginx_from_the_database(web):
-    status, headers, body = http_get(f"http://{web.address}/")
+    status, headers, body = http_get(f"https://{web.address}/")
     assert status == 200
     assert headers.get("Server", "").startswith("nginx")
     assert "<title>" in body and "Forum" in body
@@ -36,8 +46,19 @@ def test_front_page_is_served_by_nginx_from_the_database(web):
     assert headers.get("X-Content-Type-Options") == "nosniff"
 
 
+def test_plain_http_redirects_to_https(web):
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        opener.open(f"http://{web.address}/", timeout=10)
+        status, location = 200, ""
+    except urllib.error.HTTPError as error:
+        status, location = error.code, error.headers.get("Location", "")
+    assert status == 301
+    assert location.startswith(f"https://{web.address}")
+
+
 def test_health_check_makes_a_database_round_trip(web):
-    status, _, body = http_get(f"http://{web.address}/healthz")
+    status, _, body = http_get(f"https://{web.address}/healthz")
     assert status == 200
     health = json.loads(body)
     assert health["status"] == "ok"
@@ -47,7 +68,7 @@ def test_health_check_makes_a_database_round_trip(web):
 def test_static_files_come_from_nginx(web):
     css = web.host.run(f"find {APP_ROOT}/current/forum/static -name '*.css' -printf '%P\\n'").stdout.split()
     assert css, "the app ships no stylesheet"
-    status, headers, _ = http_get(f"http://{web.address}/static/{css[0]}")
+    status, headers, _ = http_get(f"https://{web.address}/static/{css[0]}")
     assert status == 200
     # Set by nginx's `expires`, which the app's own static route does not do.
     assert "max-age=3600" in headers.get("Cache-Control", "")

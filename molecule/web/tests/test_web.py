@@ -1,0 +1,171 @@
+"""The web tier and its deploys, seen from outside (HTTP, HTTPS) and inside
+(processes, files) on both application servers, then a deploy and a
+rollback under load and a broken release that must never go live."""
+import http.client
+import shutil
+import socket
+import ssl
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+import deploy_under_load as bench  # noqa: E402
+
+APP_ROOT = "/srv/forum"
+
+
+def tls_context(server_hostname_check=False):
+    context = ssl.create_default_context()
+    context.check_hostname = server_hostname_check
+    context.verify_mode = ssl.CERT_NONE  # self-signed on the test hosts
+    return context
+
+
+def request(address, path="/", scheme="https", host=None, headers=None):
+    """One request, redirects not followed: (status, headers, body)."""
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(address, timeout=10, context=tls_context())
+    else:
+        conn = http.client.HTTPConnection(address, timeout=10)
+    try:
+        conn.request("GET", path, headers={"Host": host or address, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def journal(web, since_cursor_cmd="--since=-2min"):
+    with web.host.sudo():
+        return web.host.check_output(f"journalctl -u forum.service {since_cursor_cmd} --no-pager -o cat")
+
+
+# --- nginx -----------------------------------------------------------------
+
+def test_https_serves_the_forum(web):
+    status, headers, body = request(web.address)
+    assert status == 200
+    assert headers["server"] == "nginx"
+    assert b"General" in body
+
+
+def test_http_redirects_to_https(web):
+    status, headers, _ = request(web.address, "/boards?page=2", scheme="http")
+    assert status == 301
+    assert headers["location"] == f"https://{web.address}/boards?page=2"
+
+
+def test_security_headers(web):
+    _, headers, _ = request(web.address)
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "strict-origin-when-cross-origin"
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+    # Self-signed certificate: no HSTS, a browser could never get past it.
+    assert "strict-transport-security" not in headers
+
+
+def test_session_cookie_is_secure_behind_tls(web):
+    status, headers, _ = request(web.address, "/login")
+    assert status == 200
+    cookie = headers.get("set-cookie", "")
+    assert "session=" in cookie
+    assert "Secure" in cookie
+
+
+def test_static_file_comes_from_nginx_not_the_app(web):
+    probe = uuid.uuid4().hex
+    status, headers, body = request(web.address, f"/static/style.css?probe={probe}",
+                                    headers={"Accept-Encoding": "gzip"})
+    assert status == 200
+    assert headers.get("content-encoding") == "gzip"
+    # Versioned URL (any ?v=...): long cache; plain URL: short.
+    assert "max-age=31536000" in request(web.address, "/static/style.css?v=1")[1]["cache-control"]
+    assert "max-age=3600" in request(web.address, "/static/style.css")[1]["cache-control"]
+    # The app logs every request it serves: this one must not be there,
+    # while a page request with the same marker is.
+    request(web.address, f"/?probe={probe}x")
+    log = journal(web)
+    assert f"probe={probe}x" in log
+    assert f"style.css?probe={probe}" not in log
+
+
+def test_unknown_host_gets_no_answer(web):
+    with socket.create_connection((web.address, 80), timeout=10) as conn:
+        conn.sendall(b"GET / HTTP/1.1\r\nHost: not-this-site.example\r\nConnection: close\r\n\r\n")
+        assert conn.recv(1024) == b""
+    with pytest.raises(http.client.RemoteDisconnected):
+        request(web.address, "/", host="not-this-site.example")
+    # The known names still work on the same listeners.
+    assert request(web.address, "/healthz")[0] == 200
+    assert request(web.address, "/healthz", host="localhost")[0] == 200
+
+
+# --- the application server ------------------------------------------------
+
+def test_app_server_runs_as_the_app_user(web):
+    with web.host.sudo():
+        main = web.host.check_output("systemctl show -p MainPID --value forum.service")
+        lines = web.host.check_output(f"ps -o user=,args= -p {main} --ppid {main}").splitlines()
+    assert len(lines) >= 2, lines  # a master and its workers
+    assert {line.split()[0] for line in lines} == {"forum"}
+    assert all(web.server in line for line in lines), lines
+
+
+def test_app_user_cannot_write_the_release(web):
+    with web.host.sudo():
+        release = web.host.check_output(f"readlink -f {APP_ROOT}/current")
+        for target in ("wsgi.py", ".venv/bin/python3", "forum/static/new.css"):
+            result = web.host.run(f"runuser -u forum -- touch {release}/{target}")
+            assert result.rc != 0, target
+        env = web.host.file(f"{APP_ROOT}/shared/.env")
+        assert (env.user, env.mode) == ("forum", 0o600)
+
+
+def test_units_are_enabled_and_the_socket_is_nginx_only(web):
+    for unit in ("nginx", "forum.socket", "forum.service"):
+        assert web.host.service(unit).is_enabled, unit
+    with web.host.sudo():
+        sock = web.host.file("/run/forum/app.sock")
+        assert (sock.user, sock.mode) == ("www-data", 0o600)
+
+
+# --- deploys ---------------------------------------------------------------
+
+def test_deploy_and_rollback_under_load_lose_no_request(webs, inventory):
+    figures = bench.run(inventory, threads=2, max_seconds=600, extra=["-e", "forum_deploy_serial=2"])
+    print("\nDEPLOY UNDER LOAD:", {k: v for k, v in figures.items() if k != "by_url"})
+    before, deployed, rolled_back = figures["before"], figures["after_deploy"], figures["after_rollback"]
+    assert figures["deploy_rc"] == 0
+    assert figures["rollback_rc"] == 0
+    assert len(set(before.values())) == 1
+    assert len(set(deployed.values())) == 1 and set(deployed.values()) != set(before.values())
+    assert rolled_back == before
+    assert figures["requests"] > 50
+    assert figures["failed"] == 0, figures["failures"]
+    # The rollback read the release to go back to from `previous`, and now
+    # records the rolled-back release there.
+    new = next(iter(deployed.values()))
+    for node in webs:
+        assert node.host.check_output(f"basename $(readlink {APP_ROOT}/previous)") == new
+
+
+def test_broken_release_never_goes_live(webs, inventory):
+    addresses = {node.name: node.address for node in webs}
+    before = bench.releases(addresses)
+    counts = {node.name: node.host.check_output(f"ls {APP_ROOT}/releases | wc -l") for node in webs}
+    source = bench.app_copy(f"broken {uuid.uuid4()}", broken=True)
+    _, result = bench.playbook(inventory, "deploy.yml", "-e", f"forum_source_dir={source}",
+                               "-e", "forum_deploy_serial=1")
+    shutil.rmtree(source.parent, ignore_errors=True)
+    assert result.returncode != 0
+    assert "failed its health check on the side socket" in result.stdout
+    assert "deliberately broken release" in result.stdout
+    assert bench.releases(addresses) == before
+    # Rolling: the first batch stopped the play, the second host never got
+    # the release at all.
+    last = webs[-1]
+    assert last.host.check_output(f"ls {APP_ROOT}/releases | wc -l") == counts[last.name]
