@@ -13,9 +13,9 @@ export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
 # Every Molecule scenario `make test` runs, in this order.
-SCENARIOS ?= default postgresql web
+SCENARIOS ?= default hardening postgresql web
 
-.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test clean
+.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test bench-hardening bench-app clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS; reports all failures 
 	if [ -n "$$failed" ]; then echo "Failed scenarios:$$failed"; exit 1; fi
 
 test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
+
+bench-hardening: venv testbed ## ssh-audit and lynis scores of the hardening roles (figures)
+	$(BIN)/python bench/hardening.py
+
+bench-app: app-venv ## Forum throughput with wrk (figures; needs wrk and postgresql)
+	$(APP_VENV)/bin/python bench/app_bench.py
 
 clean: demo-down ## Remove the lab, caches and virtualenvs
 	rm -rf $(VENV) $(APP_VENV) .cache
