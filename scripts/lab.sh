@@ -37,8 +37,9 @@ start_host() {
     --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw \
     --tmpfs /run --tmpfs /run/lock --tmpfs /tmp \
     "$LAB_IMAGE" /lib/systemd/systemd >/dev/null
-  # A new container has new host keys: forget the old ones for its address.
+  # A new container has new host keys and facts: forget the old ones.
   ssh-keygen -R "$addr" -f "$LAB_DIR/known_hosts" >/dev/null 2>&1 || true
+  rm -f "$here"/.cache/facts/*"$name"
   docker exec -i "$container" sh -ec '
     umask 077; mkdir -p /root/.ssh; cat >/root/.ssh/authorized_keys' <"$LAB_DIR/id_ed25519.pub"
 }
