@@ -12,8 +12,12 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
-# Every Molecule scenario `make test` runs, in this order.
-SCENARIOS ?= default hardening postgresql web
+# Every Molecule scenario `make test` runs, longest first (lanes take the
+# next one from the list as they finish).
+SCENARIOS ?= default web hardening postgresql
+# Scenarios run side by side: each waits mostly on apt and SSH, so two lanes
+# on two cores finish well before one.
+MOLECULE_LANES ?= 2
 
 .PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test bench-hardening bench-app clean
 
@@ -58,12 +62,8 @@ app-test: app-venv ## The forum's own test suite
 molecule: venv testbed ## One Molecule scenario: make molecule SCENARIO=default
 	$(BIN)/molecule test -s $(SCENARIO)
 
-molecule-all: venv testbed ## Every scenario in SCENARIOS; reports all failures at the end
-	@failed=""; for s in $(SCENARIOS); do \
-	  echo "===== molecule test -s $$s"; \
-	  $(BIN)/molecule test -s $$s || failed="$$failed $$s"; \
-	done; \
-	if [ -n "$$failed" ]; then echo "Failed scenarios:$$failed"; exit 1; fi
+molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a time; reports all failures at the end
+	MOLECULE=$(BIN)/molecule scripts/molecule-lanes.sh -j $(MOLECULE_LANES) $(SCENARIOS)
 
 test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
 
