@@ -10,6 +10,7 @@ set -euo pipefail
 
 RELEASES=${TESTBED_RELEASES:-"12 13"}
 MIRROR=${TESTBED_MIRROR:-http://deb.debian.org/debian}
+SECURITY_MIRROR=${TESTBED_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
 IMAGE_REPO=${TESTBED_IMAGE_REPO:-local/debian-systemd}
 CA_BUNDLE=${TESTBED_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 PACKAGES=systemd,systemd-sysv,python3,sudo,openssh-server,ca-certificates,iproute2,dbus
@@ -48,14 +49,17 @@ if ! docker info >/dev/null 2>&1; then
   docker info >/dev/null 2>&1 || { log "dockerd did not come up; see /var/log/dockerd.log"; exit 1; }
 fi
 
+# Bump when the recipe below changes: images of an older recipe are rebuilt.
+RECIPE=2
+
 for rel in $RELEASES; do
   image="$IMAGE_REPO:$rel"
-  if docker image inspect "$image" >/dev/null 2>&1; then
+  if [ "$(docker image inspect -f '{{ index .Config.Labels "forum-stack.recipe" }}' "$image" 2>/dev/null)" = "$RECIPE" ]; then
     continue
   fi
   suite=$(codename "$rel")
   root=$(mktemp -d /var/tmp/testbed-rootfs.XXXXXX)
-  trap 'rm -rf "$root"' EXIT
+  trap 'umount "$root/proc" 2>/dev/null; rm -rf "$root"' EXIT
   log "building $image from $suite (debootstrap, about a minute)"
   debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$root" "$MIRROR" >"$root.log" 2>&1 \
     || { tail -n 30 "$root.log" >&2; exit 1; }
@@ -65,6 +69,22 @@ for rel in $RELEASES; do
     install -m 0644 "$CA_BUNDLE" "$root/usr/local/share/ca-certificates/host-bundle.crt"
     chroot "$root" update-ca-certificates >/dev/null 2>&1 || true
   fi
+  # Like a provider's current image: the security and point-release updates
+  # published up to the build day are installed (the roles' first run then
+  # has little left to upgrade). The sources stay as Debian's cloud images
+  # ship them.
+  cat >"$root/etc/apt/sources.list" <<SOURCES
+deb $MIRROR $suite main
+deb $MIRROR $suite-updates main
+deb ${SECURITY_MIRROR} $suite-security main
+SOURCES
+  printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"   # start no services in the chroot
+  chmod 0755 "$root/usr/sbin/policy-rc.d"
+  mount -t proc proc "$root/proc"
+  chroot "$root" sh -ec 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -y -qq upgrade >/dev/null' \
+    >>"$root.log" 2>&1 || { umount "$root/proc"; tail -n 30 "$root.log" >&2; exit 1; }
+  umount "$root/proc"
+  rm -f "$root/usr/sbin/policy-rc.d"
   # No host keys are baked in: each container makes its own at first boot,
   # as a provider's fresh VPS would have unique keys.
   rm -f "$root"/etc/ssh/ssh_host_*
@@ -83,7 +103,7 @@ WantedBy=multi-user.target
 UNIT
   ln -sf /etc/systemd/system/ssh-hostkeys.service "$root/etc/systemd/system/multi-user.target.wants/ssh-hostkeys.service"
   rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
-  tar -C "$root" -c . | docker import -c 'CMD ["/lib/systemd/systemd"]' - "$image" >/dev/null
+  tar -C "$root" -c . | docker import -c 'CMD ["/lib/systemd/systemd"]' -c "LABEL forum-stack.recipe=$RECIPE" - "$image" >/dev/null
   rm -rf "$root" "$root.log"
   trap - EXIT
   log "built $image"
