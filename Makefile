@@ -19,7 +19,7 @@ SCENARIOS ?= default web hardening postgresql
 # on two cores finish well before one.
 MOLECULE_LANES ?= 2
 
-.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test bench-hardening bench-app clean
+.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench-hardening bench-app clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -51,6 +51,11 @@ demo: venv ## Create the lab (web1, db1) and deploy the whole stack into it
 
 demo-down: ## Remove the lab
 	scripts/lab.sh down
+
+demo-browser: venv ## Browser test (headless Chromium) against the lab; screenshots in .cache/artifacts/browser/
+	@test -x /usr/bin/chromedriver || { echo "needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver"; exit 1; }
+	FORUM_BASE_URL=$(LAB_URL) FORUM_SERVER_NAME= $(BIN)/pytest -p no:cacheprovider --noconftest -v \
+	  molecule/default/tests/test_browser.py
 
 lint: venv ## yamllint and ansible-lint (production profile)
 	$(BIN)/yamllint -s .

@@ -1,31 +1,21 @@
 """Hosts of the postgresql scenario, reached the way Ansible reaches them
-(over SSH as the deploy user), and a way to run the repository's playbooks
-against them."""
-import os
+(over SSH as the deploy user; see molecule/shared/testlib.py), and a way to
+run the repository's playbooks against them."""
 import pathlib
 import shlex
-import subprocess
+import sys
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-EPHEMERAL = os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]
-REPO = pathlib.Path(__file__).resolve().parents[3]
-RUNNER = AnsibleRunner(INVENTORY)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from testlib import EPHEMERAL, Node, nodes, run_playbook  # noqa: E402
+
 APP_DB = "forum"
 APP_USER = "forum"
 
 
-class Node:
-    """A test host: its testinfra handle plus the variables Ansible uses."""
-
-    def __init__(self, name):
-        self.name = name
-        self.vars = RUNNER.get_variables(name)
-        self.host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
-        self.address = self.vars["ansible_host"]
+class DbNode(Node):
+    """A database host: SQL as the superuser or as the app role."""
 
     def sql(self, query, database=APP_DB):
         """Run SQL as the postgres superuser (peer, local socket); returns
@@ -49,20 +39,7 @@ class Node:
 
 def playbook(name, *args):
     """Run playbooks/<name> against the scenario's inventory."""
-    env = dict(os.environ,
-               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-               ANSIBLE_ROLES_PATH=str(REPO / "roles"),
-               ANSIBLE_FORCE_COLOR="0",
-               ANSIBLE_NOCOLOR="1")
-    argv = ["ansible-playbook", "-i", INVENTORY, str(REPO / "playbooks" / name), *args]
-    return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=600, check=False)
-
-
-def _nodes(group):
-    names = RUNNER.get_hosts(group)
-    if not names:
-        pytest.skip(f"no host in group {group}")
-    return [Node(name) for name in sorted(names)]
+    return run_playbook(f"playbooks/{name}", *args)
 
 
 @pytest.fixture(scope="session")
@@ -72,12 +49,12 @@ def app_password():
 
 @pytest.fixture(scope="session")
 def web():
-    return _nodes("web")[0]
+    return nodes("web", DbNode, sort=True)[0]
 
 
 @pytest.fixture(scope="session")
 def dbs():
-    return _nodes("db")
+    return nodes("db", DbNode, sort=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,36 +1,26 @@
-"""Hosts of the scenario, by inventory group, reached the way Ansible
-reaches them (over SSH as the deploy user)."""
+"""Hosts of the scenario, reached the way Ansible reaches them (over SSH as
+the deploy user; see molecule/shared/testlib.py)."""
 import os
+import pathlib
+import sys
 
 import pytest
-import testinfra
-from testinfra.utils.ansible_runner import AnsibleRunner
 
-INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
-RUNNER = AnsibleRunner(INVENTORY)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
+from testlib import INVENTORY, Node, nodes  # noqa: E402
 
 
-class Node:
-    """A test host: its testinfra handle plus the variables Ansible uses."""
+class WebNode(Node):
+    """A web host and the application server it runs."""
 
     def __init__(self, name):
-        self.name = name
-        self.vars = RUNNER.get_variables(name)
-        self.host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
-        self.address = self.vars["ansible_host"]
+        super().__init__(name)
         self.server = self.vars.get("forum_server", "gunicorn")
-
-
-def _nodes(group):
-    names = RUNNER.get_hosts(group)
-    if not names:
-        pytest.skip(f"no host in group {group}")
-    return [Node(name) for name in names]
 
 
 @pytest.fixture(scope="session")
 def webs():
-    return _nodes("web")
+    return nodes("web", WebNode)
 
 
 @pytest.fixture(scope="session", params=["gunicorn", "uwsgi"])

@@ -1,0 +1,78 @@
+"""What every scenario's testinfra suite shares: the scenario's hosts,
+reached the way Ansible reaches them (over SSH as the deploy user), and a
+way to run the repository's playbooks against the scenario's inventory.
+
+Each scenario's tests/conftest.py puts this directory on sys.path and
+imports from here; the variables come from the environment Molecule gives
+the verifier (MOLECULE_INVENTORY_FILE, MOLECULE_EPHEMERAL_DIRECTORY).
+"""
+import os
+import pathlib
+import re
+import subprocess
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+EPHEMERAL = os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY", os.path.dirname(INVENTORY))
+RUNNER = AnsibleRunner(INVENTORY)
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+class Node:
+    """A test host: its testinfra handle plus the variables Ansible uses."""
+
+    # Seconds `ssh()` waits for a new connection.
+    ssh_connect_timeout = 5
+
+    def __init__(self, name):
+        self.name = name
+        self.vars = RUNNER.get_variables(name)
+        self.host = testinfra.get_host(f"ansible://{name}", ansible_inventory=INVENTORY)
+        self.address = self.vars["ansible_host"]
+        self.key = self.vars.get("ansible_ssh_private_key_file")
+
+    def ssh(self, user, command="true", *options):
+        """Run `command` over a NEW SSH connection as `user` from the
+        controller; returns the CompletedProcess (never raises)."""
+        argv = [
+            "ssh", "-i", self.key,
+            "-o", "BatchMode=yes", "-o", f"ConnectTimeout={self.ssh_connect_timeout}",
+            "-o", "ControlMaster=no", "-o", "ControlPath=none",
+            *self.vars.get("ansible_ssh_common_args", "").split(),
+            *options, f"{user}@{self.address}", command,
+        ]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
+
+
+def nodes(group, node_class=Node, sort=False):
+    """The hosts of an inventory group as `node_class` objects; skips the
+    test when the group is empty."""
+    names = RUNNER.get_hosts(group)
+    if not names:
+        pytest.skip(f"no host in group {group}")
+    return [node_class(name) for name in (sorted(names) if sort else names)]
+
+
+def run_playbook(playbook, *args, timeout=600):
+    """ansible-playbook `playbook` (a path relative to the repository root)
+    against the scenario's inventory, without colour; never raises on a
+    failed run: returns the CompletedProcess."""
+    env = dict(os.environ,
+               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+               ANSIBLE_ROLES_PATH=str(REPO / "roles"),
+               ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
+    argv = ["ansible-playbook", "-i", INVENTORY, str(REPO / playbook), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, check=False)
+
+
+def recap(output):
+    """PLAY RECAP counters per host: {host: {"ok": n, "changed": n, ...}}."""
+    result = {}
+    for line in output.splitlines():
+        match = re.match(r"^\s*(\S+)\s+:\s+((?:\w+=\d+\s*)+)$", line)
+        if match:
+            result[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
+    return result
