@@ -14,7 +14,7 @@ LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
 # Every Molecule scenario `make test` runs, longest first (lanes take the
 # next one from the list as they finish).
-SCENARIOS ?= default web hardening postgresql
+SCENARIOS ?= scaleout default web hardening postgresql
 # Scenarios run side by side: each waits mostly on apt and SSH, so two lanes
 # on two cores finish well before one.
 MOLECULE_LANES ?= 2

@@ -149,23 +149,29 @@ def releases(addresses):
     return seen
 
 
-def run(inventory, threads=4, max_seconds=900, max_requests=200_000, extra=(), log=print):
-    """Deploy a new release then roll back under load; returns the figures."""
+def run(inventory, threads=4, max_seconds=900, max_requests=200_000, extra=(), log=print,
+        targets=None, read_releases=releases):
+    """Deploy a new release then roll back under load; returns the figures.
+
+    The load goes to `targets` (addresses; default the web hosts themselves,
+    e.g. a load balancer's instead); `read_releases` maps {host: address} to
+    {host: live release} (default: each web host's /healthz from here, which
+    a firewall that admits only the load balancers refuses)."""
     addresses = web_addresses(inventory)
     if not addresses:
         raise SystemExit(f"no web hosts in {inventory}")
     source = app_copy(f"bench {time.time()}")
-    figures = {"hosts": addresses, "before": releases(addresses)}
+    figures = {"hosts": addresses, "before": read_releases(addresses)}
     log(f"web hosts: {addresses}; live releases: {figures['before']}")
-    with Load(addresses.values(), threads, max_seconds, max_requests) as load:
+    with Load(targets or addresses.values(), threads, max_seconds, max_requests) as load:
         time.sleep(2)
         figures["deploy_seconds"], deploy = playbook(
             inventory, "deploy.yml", "-e", f"forum_source_dir={source}", *extra)
-        figures["after_deploy"] = releases(addresses)
+        figures["after_deploy"] = read_releases(addresses)
         log(f"deploy: rc {deploy.returncode} in {figures['deploy_seconds']:.1f} s -> {figures['after_deploy']}")
         time.sleep(2)
         figures["rollback_seconds"], rollback = playbook(inventory, "rollback.yml", *extra)
-        figures["after_rollback"] = releases(addresses)
+        figures["after_rollback"] = read_releases(addresses)
         log(f"rollback: rc {rollback.returncode} in {figures['rollback_seconds']:.1f} s -> {figures['after_rollback']}")
         time.sleep(2)
     shutil.rmtree(source.parent, ignore_errors=True)

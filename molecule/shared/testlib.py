@@ -46,6 +46,19 @@ class Node:
         ]
         return subprocess.run(argv, capture_output=True, text=True, timeout=60)
 
+    def can_connect(self, address, port):
+        """Whether a TCP connection from this host to address:port opens."""
+        script = (
+            "import socket, sys\n"
+            "try:\n"
+            f"    socket.create_connection(('{address}', {port}), timeout=4).close()\n"
+            "except OSError:\n"
+            "    sys.exit(3)\n"
+        )
+        result = self.host.run(f"python3 -c \"{script}\"")
+        assert result.rc in (0, 3), result.stderr
+        return result.rc == 0
+
 
 def nodes(group, node_class=Node, sort=False):
     """The hosts of an inventory group as `node_class` objects; skips the

@@ -1,0 +1,169 @@
+"""A load balancer in front of three web hosts: the site through it, every
+web host used, a failed web host skipped, the web hosts closed to everyone
+but the load balancer, and a rolling deploy under load through it."""
+import http.client
+import socket
+import ssl
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
+import deploy_under_load as bench  # noqa: E402
+
+WEB_LOG = "/var/log/nginx/access.log"
+
+
+def tls_context():
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # self-signed on the test hosts
+    return context
+
+
+def request(address, path="/", scheme="https", host=None, headers=None):
+    """One request, redirects not followed: (status, headers, body)."""
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(address, timeout=30, context=tls_context())
+    else:
+        conn = http.client.HTTPConnection(address, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Host": host or address, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
+
+
+def marked_requests(lb, count, path="/healthz", headers=None):
+    """`count` requests through the load balancer, each with a unique query
+    string; returns (marker, statuses)."""
+    marker = f"probe-{uuid.uuid4().hex}"
+    statuses = [request(lb.address, f"{path}?{marker}={n}", headers=headers)[0] for n in range(count)]
+    return marker, statuses
+
+
+def log_lines(node, marker):
+    """The web or lb host's nginx access log lines of the marked requests."""
+    with node.host.sudo():
+        out = node.host.run(f"grep -F -- '{marker}' {WEB_LOG}").stdout
+    return out.splitlines()
+
+
+def served(node, marker):
+    """How many marked requests this web host answered with 200."""
+    return sum(1 for line in log_lines(node, marker) if '" 200 ' in line)
+
+
+# --- the site, through the load balancer ----------------------------------
+
+def test_forum_is_served_through_the_load_balancer(lb):
+    status, headers, body = request(lb.address)
+    assert status == 200
+    assert "<title>" in body and "Forum" in body
+    # Boards live in PostgreSQL; the security headers come from the web vhost.
+    assert "General" in body
+    assert headers.get("x-content-type-options") == "nosniff"
+    assert headers.get("server", "").startswith("nginx")
+
+
+def test_load_balancer_redirects_http_to_https(lb):
+    status, headers, _ = request(lb.address, "/topics?x=1", scheme="http")
+    assert status == 301
+    assert headers["location"] == f"https://{lb.address}/topics?x=1"
+
+
+def test_load_balancer_gives_unknown_hosts_no_answer(lb):
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionResetError)):
+        request(lb.address, host="not-this-forum.example")
+
+
+def test_requests_reach_every_web_host(lb, webs):
+    marker, statuses = marked_requests(lb, 30)
+    assert statuses == [200] * 30
+    counts = {web.name: served(web, marker) for web in webs}
+    assert all(counts.values()), counts
+    assert sum(counts.values()) == 30
+
+
+def test_web_hosts_see_the_client_address_not_the_load_balancer(lb, webs):
+    # The client's own X-Forwarded-For is kept in front; the web hosts trust
+    # only the address the load balancer appended.
+    marker, statuses = marked_requests(lb, 6, headers={"X-Forwarded-For": "203.0.113.7"})
+    assert statuses == [200] * 6
+    client = {line.split()[0] for line in log_lines(lb, marker)}
+    assert len(client) == 1 and lb.address not in client
+    seen = {line.split()[0] for web in webs for line in log_lines(web, marker)}
+    assert seen == client
+
+
+# --- a failed web host -----------------------------------------------------
+
+def test_a_stopped_app_server_costs_no_request(lb, webs):
+    down = webs[1]
+    with down.host.sudo():
+        down.host.run_test("systemctl stop forum.socket forum.service")
+    try:
+        # Its nginx answers 502 now: the load balancer sends each such request
+        # on to another web host and rests this one.
+        marker, statuses = marked_requests(lb, 30, path="/")
+        assert statuses == [200] * 30
+        assert served(down, marker) == 0
+        assert sum(served(web, marker) for web in webs) == 30
+    finally:
+        with down.host.sudo():
+            down.host.run_test("systemctl start forum.socket forum.service")
+    # Back in the rotation once its fail_timeout is over.
+    deadline = time.monotonic() + 120
+    while True:
+        marker, statuses = marked_requests(lb, 6)
+        assert statuses == [200] * 6
+        if served(down, marker) or time.monotonic() > deadline:
+            break
+        time.sleep(3)
+    assert served(down, marker) > 0
+
+
+# --- firewall: the web hosts admit the load balancer only -------------------
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_web_hosts_admit_http_only_from_the_load_balancer(lb, webs, db, port):
+    for web in webs:
+        assert lb.can_connect(web.vars["private_address"], port), web.name
+        assert not db.can_connect(web.address, port), web.name
+        with pytest.raises(OSError):
+            socket.create_connection((web.address, port), timeout=4).close()
+
+
+# --- a rolling deploy through the load balancer ----------------------------
+
+def live_releases(webs):
+    """The release each web host serves, asked on the host itself (the
+    firewall admits only the load balancer)."""
+    by_name = {web.name: web for web in webs}
+    script = ("import json, ssl, urllib.request; "
+              "print(json.load(urllib.request.urlopen('https://127.0.0.1/healthz', timeout=10, "
+              "context=ssl._create_unverified_context()))['release'])")
+
+    def read(addresses):
+        return {name: by_name[name].host.check_output(f"python3 -c \"{script}\"") for name in addresses}
+    return read
+
+
+def test_rolling_deploy_through_the_load_balancer_loses_no_request(lb, webs, inventory):
+    figures = bench.run(inventory, threads=2, max_seconds=900, targets=[lb.address],
+                        read_releases=live_releases(webs))
+    print("\nDEPLOY THROUGH THE LOAD BALANCER:", {k: v for k, v in figures.items() if k != "by_url"})
+    before, deployed, rolled_back = figures["before"], figures["after_deploy"], figures["after_rollback"]
+    assert figures["deploy_rc"] == 0
+    assert figures["rollback_rc"] == 0
+    assert len(set(before.values())) == 1
+    assert len(set(deployed.values())) == 1 and set(deployed.values()) != set(before.values())
+    assert rolled_back == before
+    assert figures["requests"] > 50
+    assert figures["failed"] == 0, figures["failures"]
+    assert set(figures["by_url"]) == {f"{lb.address}{path}" for path in bench.PATHS}
+
