@@ -15,7 +15,7 @@ SCENARIO ?= default
 # Every Molecule scenario `make test` runs, in this order.
 SCENARIOS ?= default hardening postgresql web
 
-.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test bench-hardening bench-app clean
+.PHONY: help venv app-venv testbed demo demo-down lint app-test molecule molecule-all test bench bench-hardening bench-app clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,9 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS; reports all failures 
 	if [ -n "$$failed" ]; then echo "Failed scenarios:$$failed"; exit 1; fi
 
 test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
+
+bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
+	$(BIN)/python bench/stack.py $(BENCH_ARGS)
 
 bench-hardening: venv testbed ## ssh-audit and lynis scores of the hardening roles (figures)
 	$(BIN)/python bench/hardening.py
