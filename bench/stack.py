@@ -177,6 +177,25 @@ def slowest_tasks(text: str, count: int = 10) -> list[dict]:
     return sorted(tasks, key=lambda t: -t["seconds"])[:count]
 
 
+def run_group(argv: list[str], timeout: float, **kwargs) -> int:
+    """Run a command in its own process group; on timeout, Ctrl-C or SIGTERM
+    stop the whole group (ansible-playbook's forked workers too), then re-raise."""
+    process = subprocess.Popen(argv, start_new_session=True, **kwargs)
+    try:
+        return process.wait(timeout=timeout)
+    except BaseException:
+        for sig, grace in ((signal.SIGTERM, 20), (signal.SIGKILL, 10)):
+            try:
+                os.killpg(process.pid, sig)
+                process.wait(timeout=grace)
+                break
+            except ProcessLookupError:
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        raise
+
+
 def converge(lab: Lab, label: str, run_dir: Path) -> dict:
     """One timed `ansible-playbook site.yml` on the lab; figures from its output."""
     log_path = run_dir / f"{label}.log"
@@ -186,7 +205,7 @@ def converge(lab: Lab, label: str, run_dir: Path) -> dict:
     log(f"{label}: ansible-playbook site.yml on {', '.join(h for h, _, _ in lab.hosts)} (log: {log_path})")
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as out:
-        rc = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env, timeout=3600).returncode
+        rc = run_group(argv, timeout=3600, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     seconds = time.monotonic() - start
     text = log_path.read_text(encoding="utf-8", errors="replace")
     recap = parse_recap(text)
