@@ -358,7 +358,7 @@ def table(result: dict) -> str:
     if scale and "fresh" in scale:
         s = scale["fresh"]
         ratio = f"; x{scale['ratio_to_1web']:.2f} of 1-web" if scale.get("ratio_to_1web") else ""
-        rows.append((f"fresh converge, {len(s['hosts'])} hosts", f"{s['seconds']:.1f} s",
+        rows.append((f"fresh converge, {'+'.join(s['hosts'])}", f"{s['seconds']:.1f} s",
                      f"{scale['web_hosts']} web{' + lb' if scale['lb'] else ''} + db{ratio}",
                      "" if s["rc"] == 0 else "FAILED"))
     dep = result.get("deploy")
