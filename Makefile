@@ -19,7 +19,7 @@ SCENARIOS ?= scaleout default web hardening postgresql
 # on two cores finish well before one.
 MOLECULE_LANES ?= 2
 
-.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench-hardening bench-app clean
+.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a t
 	MOLECULE=$(BIN)/molecule scripts/molecule-lanes.sh -j $(MOLECULE_LANES) $(SCENARIOS)
 
 test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
+
+bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
+	$(BIN)/python bench/stack.py $(BENCH_ARGS)
 
 bench-hardening: venv testbed ## ssh-audit and lynis scores of the hardening roles (figures)
 	$(BIN)/python bench/hardening.py

@@ -5,6 +5,12 @@
 #   scripts/lab.sh up      create what is missing (idempotent)
 #   scripts/lab.sh down    remove the containers, network and lab keys
 #   scripts/lab.sh status  list the lab containers
+#
+# Everything can be overridden from the environment, so other tools (the
+# stack benchmark) can run a lab of their own beside the demo one:
+#   LAB_DIR, LAB_NETWORK, LAB_SUBNET, LAB_IMAGE, LAB_PREFIX (container name
+#   prefix), and LAB_HOSTS: the hosts as "name address [docker run options]"
+#   entries separated by ';', e.g. LAB_HOSTS="web1 10.9.0.11;db1 10.9.0.12".
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -14,17 +20,22 @@ LAB_SUBNET=${LAB_SUBNET:-172.30.0.0/24}
 LAB_IMAGE=${LAB_IMAGE:-local/debian-systemd:12}
 LAB_HTTP_PORT=${LAB_HTTP_PORT:-8080}
 LAB_HTTPS_PORT=${LAB_HTTPS_PORT:-8443}
+LAB_PREFIX=${LAB_PREFIX:-forum-lab-}
 # name address [docker publish options...]
-LAB_HOSTS=(
-  "web1 172.30.0.11 -p 127.0.0.1:$LAB_HTTP_PORT:80 -p 127.0.0.1:$LAB_HTTPS_PORT:443"
-  "db1 172.30.0.12"
-)
+if [ -n "${LAB_HOSTS:-}" ]; then
+  IFS=';' read -r -a LAB_HOSTS <<<"$LAB_HOSTS"
+else
+  LAB_HOSTS=(
+    "web1 172.30.0.11 -p 127.0.0.1:$LAB_HTTP_PORT:80 -p 127.0.0.1:$LAB_HTTPS_PORT:443"
+    "db1 172.30.0.12"
+  )
+fi
 
 log() { printf '[lab] %s\n' "$*" >&2; }
 
 start_host() {
   local name=$1 addr=$2; shift 2
-  local container="forum-lab-$name"
+  local container="$LAB_PREFIX$name"
   if docker container inspect "$container" >/dev/null 2>&1; then
     docker start "$container" >/dev/null
     return
@@ -81,8 +92,8 @@ up() {
 down() {
   local spec name
   for spec in "${LAB_HOSTS[@]}"; do
-    name=${spec%% *}
-    docker rm -f "forum-lab-$name" >/dev/null 2>&1 || true
+    read -r name _ <<<"$spec"
+    docker rm -f "$LAB_PREFIX$name" >/dev/null 2>&1 || true
   done
   docker network rm "$LAB_NETWORK" >/dev/null 2>&1 || true
   rm -rf "$LAB_DIR"
@@ -92,6 +103,6 @@ down() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  status) docker ps -a --filter name=forum-lab- ;;
+  status) docker ps -a --filter "name=$LAB_PREFIX" ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac
