@@ -1,0 +1,75 @@
+"""Fast re-runs (roles/stamp): an unchanged site.yml re-run ends after one
+comparison per host; drift on a host, or a changed setting, makes every role
+run again and the run repairs or applies it.
+
+The scenario's inventory sets stamp_fast_rerun=false, so Molecule's
+idempotence step and test_faults run every role; these tests turn the fast
+path on with -e. `disruptive`: they run playbooks, after every other test."""
+import json
+import re
+
+import pytest
+from testlib import recap, run_playbook
+
+pytestmark = pytest.mark.disruptive
+
+UNCHANGED = "Unchanged since the last converge"
+FAST = json.dumps({"stamp_fast_rerun": True})
+DRIFT_LINE = "# drift: not written by forum-stack"
+
+
+def site(*extra):
+    result = run_playbook("site.yml", "-e", FAST, *extra, timeout=1200)
+    assert result.returncode == 0, result.stdout[-3000:]
+    return result, recap(result.stdout)
+
+
+def verdicts(result):
+    """What the comparison said for each host."""
+    return re.findall(r'"msg": "((?:Unchanged|Differs|No stamp|Could not)[^"]*)"', result.stdout)
+
+
+def assert_fast(result, counts, all_nodes):
+    assert set(counts) == {node.name for node in all_nodes}, result.stdout[-2000:]
+    assert result.stdout.count(UNCHANGED) == len(all_nodes), verdicts(result)
+    # No role ran: only the login probe and the comparison.
+    assert "PLAY [Harden all hosts]" in result.stdout
+    assert "TASK [base :" not in result.stdout and "TASK [forum : Build" not in result.stdout
+    for host, numbers in counts.items():
+        assert numbers["changed"] == 0 and numbers["failed"] == 0, (host, numbers)
+        assert numbers["ok"] < 25, (host, numbers)
+
+
+def test_an_unchanged_rerun_ends_after_the_comparison(all_nodes):
+    result, counts = site()
+    assert_fast(result, counts, all_nodes)
+
+
+def test_drift_makes_every_role_run_and_is_repaired(web, db, all_nodes):
+    with web.host.sudo():
+        web.host.check_output("systemctl stop nginx")
+    with db.host.sudo():
+        hba = db.host.check_output("ls /etc/postgresql/*/main/pg_hba.conf")
+        db.host.check_output(f"echo '{DRIFT_LINE}' >> {hba}")
+    result, counts = site()
+    assert UNCHANGED not in result.stdout
+    assert "Differs from the last converge in: units" in result.stdout, verdicts(result)
+    assert "Differs from the last converge in: path /etc" in result.stdout, verdicts(result)
+    assert counts[web.name]["changed"] >= 1 and counts[db.name]["changed"] >= 1, counts
+    with web.host.sudo():
+        assert web.host.service("nginx").is_running
+    with db.host.sudo():
+        assert DRIFT_LINE not in db.host.file(hba).content_string
+    # Repaired and stamped again: the next run has nothing to do.
+    result, counts = site()
+    assert_fast(result, counts, all_nodes)
+
+
+def test_a_changed_setting_makes_every_role_run_and_is_applied(all_nodes):
+    result, counts = site("-e", json.dumps({"fail2ban_bantime": "2h"}))
+    assert UNCHANGED not in result.stdout
+    assert "Differs from the last converge in: variable fail2ban_bantime;" in result.stdout, verdicts(result)
+    for node in all_nodes:
+        assert counts[node.name]["changed"] >= 1, counts
+        with node.host.sudo():
+            assert "bantime = 2h" in node.host.file("/etc/fail2ban/jail.local").content_string
