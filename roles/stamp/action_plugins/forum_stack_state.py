@@ -21,7 +21,7 @@ SKIPPED_VARS = (
     "ansible_*", "_*", "*_result", "stamp_*", "hostvars", "groups", "group_names", "vars", "environment",
     "omit", "play_hosts", "playbook_dir", "inventory_dir", "inventory_file", "inventory_hostname_short",
     "role_name", "role_names", "role_path", "role_uuid", "module_setup", "gather_subset",
-    "discovered_interpreter_*", "harden_*", "forum_stack_checked_roles",
+    "discovered_interpreter_*", "harden_*",
 )
 # Facts the roles' settings derive from; the rest (uptime, free memory) changes by itself.
 FACTS = ("distribution", "distribution_release", "distribution_version", "architecture", "memtotal_mb",
@@ -72,7 +72,6 @@ class ActionModule(ActionBase):
 
         parts = {"code": code_digest(code_roots),
                  "groups": digest({g: sorted(h) for g, h in task_vars["groups"].items()}),
-                 "group_names": digest(sorted(task_vars.get("group_names", []))),
                  "facts": digest(self._facts(task_vars.get("ansible_facts", {}) or {})),
                  # fail2ban never bans the controller's address: another
                  # controller must not take the fast path on its first run.
