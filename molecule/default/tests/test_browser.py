@@ -13,7 +13,8 @@ FORUM_SERVER_NAME  a host name the browser resolves to FORUM_ADDRESS itself
                    (nginx answers only to its server names); empty: none
 FORUM_ADDRESS      the web host's address (default 172.29.10.11)
 
-Screenshots of every step go to .cache/artifacts/browser/ in the repository.
+Screenshots of every step (and of the page a failed visit stopped at) go to
+.cache/artifacts/browser/ in the repository.
 Uses Debian's chromium and chromium-driver; Selenium Manager never runs.
 """
 import os
@@ -178,6 +179,13 @@ def test_a_visitor_registers_posts_replies_and_logs_out(browser, capsys):
         browser.get(board_url.rstrip("/") + "/new")
         visit.wait.until(lambda driver: "/login" in driver.current_url)
         visit.shot("logged-out")
+    except BaseException:
+        # The page the visit stopped at, for whoever reads the failure.
+        try:
+            visit.shot("failed")
+        except Exception as error:  # a browser that died takes no screenshot
+            print(f"no screenshot of the failure: {error}")
+        raise
     finally:
         with capsys.disabled():
             print()
