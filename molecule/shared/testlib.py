@@ -6,9 +6,11 @@ Each scenario's tests/conftest.py puts this directory on sys.path and
 imports from here; the variables come from the environment Molecule gives
 the verifier (MOLECULE_INVENTORY_FILE, MOLECULE_EPHEMERAL_DIRECTORY).
 """
+import http.client
 import os
 import pathlib
 import re
+import ssl
 import subprocess
 
 import pytest
@@ -89,3 +91,27 @@ def recap(output):
         if match:
             result[match.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", match.group(2))}
     return result
+
+
+def tls_context():
+    """A client TLS context that accepts the test hosts' self-signed
+    certificates."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def request(address, path="/", scheme="https", host=None, headers=None, timeout=10):
+    """One GET, redirects not followed: (status, lower-cased headers, body
+    bytes)."""
+    if scheme == "https":
+        conn = http.client.HTTPSConnection(address, timeout=timeout, context=tls_context())
+    else:
+        conn = http.client.HTTPConnection(address, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host or address, **(headers or {})})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()

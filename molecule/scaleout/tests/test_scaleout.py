@@ -3,7 +3,6 @@ web host used, a failed web host skipped, the web hosts closed to everyone
 but the load balancer, and a rolling deploy under load through it."""
 import http.client
 import socket
-import ssl
 import sys
 import time
 import uuid
@@ -13,29 +12,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
+import testlib  # noqa: E402  (the scenario conftest put it on sys.path)
 
 WEB_LOG = "/var/log/nginx/access.log"
 
 
-def tls_context():
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE  # self-signed on the test hosts
-    return context
-
-
 def request(address, path="/", scheme="https", host=None, headers=None):
-    """One request, redirects not followed: (status, headers, body)."""
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(address, timeout=30, context=tls_context())
-    else:
-        conn = http.client.HTTPConnection(address, timeout=30)
-    try:
-        conn.request("GET", path, headers={"Host": host or address, **(headers or {})})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
-    finally:
-        conn.close()
+    """testlib.request with the body as text (a busy lab answers slower)."""
+    status, headers, body = testlib.request(address, path, scheme, host, headers, timeout=30)
+    return status, headers, body.decode()
 
 
 def marked_requests(lb, count, path="/healthz", headers=None):

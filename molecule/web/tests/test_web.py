@@ -4,7 +4,6 @@ rollback under load and a broken release that must never go live."""
 import http.client
 import shutil
 import socket
-import ssl
 import sys
 import uuid
 from pathlib import Path
@@ -13,29 +12,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
+from testlib import request  # noqa: E402  (the scenario conftest put it on sys.path)
 
 APP_ROOT = "/srv/forum"
-
-
-def tls_context(server_hostname_check=False):
-    context = ssl.create_default_context()
-    context.check_hostname = server_hostname_check
-    context.verify_mode = ssl.CERT_NONE  # self-signed on the test hosts
-    return context
-
-
-def request(address, path="/", scheme="https", host=None, headers=None):
-    """One request, redirects not followed: (status, headers, body)."""
-    if scheme == "https":
-        conn = http.client.HTTPSConnection(address, timeout=10, context=tls_context())
-    else:
-        conn = http.client.HTTPConnection(address, timeout=10)
-    try:
-        conn.request("GET", path, headers={"Host": host or address, **(headers or {})})
-        response = conn.getresponse()
-        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
-    finally:
-        conn.close()
 
 
 def journal(web, since_cursor_cmd="--since=-2min"):
