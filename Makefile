@@ -70,7 +70,11 @@ molecule: venv testbed ## One Molecule scenario: make molecule SCENARIO=default
 molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a time; reports all failures at the end
 	MOLECULE=$(BIN)/molecule scripts/molecule-lanes.sh -j $(MOLECULE_LANES) $(SCENARIOS)
 
-test: lint app-test molecule-all ## Everything: lint, app tests, every Molecule scenario
+# Lint and the forum's own suite need no containers: they run beside the
+# Molecule lanes instead of before them. -k: every part runs and reports
+# even when another fails (make's status is then non-zero).
+test: ## Everything: lint, app tests, every Molecule scenario (side by side)
+	$(MAKE) -k -j3 --output-sync=line lint app-test molecule-all
 
 bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
 	$(BIN)/python bench/stack.py $(BENCH_ARGS)

@@ -206,7 +206,10 @@ def converge(lab: Lab, label: str, run_dir: Path, extra: tuple = ()) -> dict:
     # run, as ansible.cfg has it for an operator.
     env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(lab.lab_dir / "facts")}
-    argv = [deploy_under_load.tool("ansible-playbook"), "-i", str(lab.inventory), str(ROOT / "site.yml"), *extra]
+    # Its own wheel cache too: the fresh converge downloads the app's wheels
+    # on the controller like an operator's first run (forum_wheelhouse).
+    argv = [deploy_under_load.tool("ansible-playbook"), "-i", str(lab.inventory), str(ROOT / "site.yml"),
+            "-e", f"forum_wheelhouse_cache={lab.lab_dir / 'wheelhouse'}", *extra]
     log(f"{label}: ansible-playbook site.yml on {', '.join(h for h, _, _ in lab.hosts)} (log: {log_path})")
     start = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as out:

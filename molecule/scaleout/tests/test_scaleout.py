@@ -85,6 +85,21 @@ def test_web_hosts_see_the_client_address_not_the_load_balancer(lb, webs):
     assert seen == client
 
 
+def test_web_hosts_built_the_release_from_shipped_wheels_or_the_index(webs):
+    # forum_wheelhouse (default true): the host installed the wheels the
+    # controller shipped and never asked the package index (pip made no
+    # cache); scale-web3 has it false and built from the index.
+    built = {}
+    for web in webs:
+        with web.host.sudo():
+            built[web.name] = (web.host.file("/srv/forum/shared/cache/wheelhouse.tar").exists,
+                               web.host.file("/srv/forum/shared/cache/pip").is_directory)
+    shipped = {web.name: bool(web.vars.get("forum_wheelhouse", True)) for web in webs}
+    wanted = {name: (ship, not ship) for name, ship in shipped.items()}
+    assert built == wanted
+    assert sorted(built.values()) == [(False, True), (True, False), (True, False)]
+
+
 # --- a failed web host -----------------------------------------------------
 
 def test_a_stopped_app_server_costs_no_request(lb, webs):

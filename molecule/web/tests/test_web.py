@@ -2,6 +2,7 @@
 (processes, files) on both application servers, then a deploy and a
 rollback under load and a broken release that must never go live."""
 import http.client
+import shlex
 import shutil
 import socket
 import sys
@@ -102,6 +103,25 @@ def test_app_user_cannot_write_the_release(web):
             assert result.rc != 0, target
         env = web.host.file(f"{APP_ROOT}/shared/.env")
         assert (env.user, env.mode) == ("forum", 0o600)
+
+
+def test_release_installs_with_no_network_from_the_shipped_wheels(web):
+    """A web host needs no package index: the deploy's build downloaded
+    nothing (pip never made its cache), and the wheels the controller shipped
+    install the live release's requirements in a network namespace that has
+    no network at all."""
+    script = (
+        f"set -e; t=$(mktemp -d -p {APP_ROOT}/shared/cache); trap 'rm -rf \"$t\"' EXIT; mkdir \"$t/wheels\"; "
+        f"tar -xf {APP_ROOT}/shared/cache/wheelhouse.tar -C \"$t/wheels\"; "
+        "python3 -m venv \"$t/venv\"; "
+        "\"$t/venv/bin/pip\" install --quiet --disable-pip-version-check --no-index "
+        f"--find-links \"$t/wheels\" -r \"$(readlink -f {APP_ROOT}/current)/requirements.txt\"; "
+        "\"$t/venv/bin/python\" -c 'import flask, flask_sqlalchemy, psycopg, gunicorn, nh3'"
+    )
+    with web.host.sudo():
+        assert not web.host.file(f"{APP_ROOT}/shared/cache/pip").exists
+        result = web.host.run(f"unshare --net sh -c {shlex.quote(script)}")
+    assert result.rc == 0, result.stdout + result.stderr
 
 
 def test_units_are_enabled_and_the_socket_is_nginx_only(web):
