@@ -74,7 +74,7 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a t
 # Molecule lanes instead of before them. -k: every part runs and reports
 # even when another fails (make's status is then non-zero).
 test: ## Everything: lint, app tests, every Molecule scenario (side by side)
-	$(MAKE) -k -j3 --output-sync=line lint app-test molecule-all
+	$(MAKE) -k -j3 --output-sync=line --no-print-directory lint app-test molecule-all
 
 bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
 	$(BIN)/python bench/stack.py $(BENCH_ARGS)
