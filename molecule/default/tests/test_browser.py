@@ -76,6 +76,26 @@ def browser():
         shutil.rmtree(profile, ignore_errors=True)
 
 
+# What chromedriver answers, instead of "stale element", when asked about a
+# node of a page that is being replaced (a race of the old page's unload).
+DETACHED = ("does not belong to the document", "Cannot find context with specified id")
+
+
+def gone(element):
+    """True once `element`'s page has been replaced by the next one."""
+    from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+
+    try:
+        element.is_enabled()
+    except StaleElementReferenceException:
+        return True
+    except WebDriverException as error:
+        if any(text in str(error) for text in DETACHED):
+            return True
+        raise
+    return False
+
+
 class Visit:
     """The browser plus the screenshots taken so far."""
 
@@ -109,11 +129,9 @@ class Visit:
 
     def submit(self, css, expect):
         """Click `css` and wait for the next page to show the text `expect`."""
-        from selenium.webdriver.support import expected_conditions as ec
-
         old = self.find("body")
         self.find(css).click()
-        self.wait.until(ec.staleness_of(old))
+        self.wait.until(lambda driver: gone(old))
         self.wait.until(lambda driver: expect in self.text())
 
     def shot(self, name):
