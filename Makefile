@@ -72,9 +72,11 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a t
 
 # Lint and the forum's own suite need no containers: they run beside the
 # Molecule lanes instead of before them. -k: every part runs and reports
-# even when another fails (make's status is then non-zero).
+# even when another fails (make's status is then non-zero). No output
+# sync: the lanes print each scenario's log whole as it ends, and make
+# would otherwise hold all of them back until the last one.
 test: ## Everything: lint, app tests, every Molecule scenario (side by side)
-	$(MAKE) -k -j3 --output-sync=line --no-print-directory lint app-test molecule-all
+	$(MAKE) -k -j3 --no-print-directory lint app-test molecule-all
 
 bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
 	$(BIN)/python bench/stack.py $(BENCH_ARGS)
