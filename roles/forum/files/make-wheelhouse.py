@@ -31,6 +31,11 @@ import tempfile
 GLIBC_MINOR_MAX = 34
 
 
+def cpython_tag(python):
+    """cp311 for 3.11: the wheel tag of that interpreter and its ABI."""
+    return "cp" + python.replace(".", "")
+
+
 def platforms(arch):
     tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR_MAX, 4, -1)]
     # The legacy aliases of manylinux_2_17, _2_12 and _2_5.
@@ -39,7 +44,7 @@ def platforms(arch):
 
 
 def download(requirements, python, arch, dest):
-    abi = "cp" + python.replace(".", "")
+    abi = cpython_tag(python)
     cmd = [
         sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
         "--dest", dest, "--only-binary=:all:", "--python-version", python,
@@ -66,7 +71,6 @@ def pack(src, tar_path):
     with tarfile.open(tar_path, "w", format=tarfile.PAX_FORMAT) as tar:
         for name in names:
             tar.add(os.path.join(src, name), arcname=name, filter=clean)
-    return len(names)
 
 
 def main():
@@ -78,7 +82,7 @@ def main():
 
     requirements = sys.stdin.buffer.read()
     digest = hashlib.sha256(requirements).hexdigest()[:16]
-    tag = "cp" + args.python.replace(".", "")
+    tag = cpython_tag(args.python)
     os.makedirs(args.cache, exist_ok=True)
     tar_path = os.path.join(args.cache, f"wheels-{tag}-{args.arch}-{digest}.tar")
 
