@@ -150,6 +150,46 @@ def test_deploy_and_rollback_under_load_lose_no_request(webs, inventory):
         assert node.host.check_output(f"basename $(readlink {APP_ROOT}/previous)") == new
 
 
+def venv_state(node):
+    """{release: where its .venv points}, the virtualenvs under shared/venvs
+    and the mtime of each one's completion mark."""
+    with node.host.sudo():
+        links = node.host.check_output(
+            f"for r in {APP_ROOT}/releases/*; do echo \"$(basename $r) $(readlink $r/.venv)\"; done")
+        venvs = node.host.check_output(
+            f"for v in {APP_ROOT}/shared/venvs/*; do echo \"$v $(stat -c %Y $v/.complete 2>/dev/null)\"; done")
+    return (dict(line.split(" ", 1) for line in links.splitlines()),
+            dict(line.split(" ", 1) for line in venvs.splitlines()))
+
+
+def test_code_only_release_builds_no_virtualenv_and_unused_ones_go(webs, inventory):
+    """Releases with the same requirements share one root-owned virtualenv:
+    a deploy that changes only code links the release to it (nothing built);
+    when releases beyond forum_keep_releases go, a virtualenv no kept
+    release links to goes too (here a leftover of an interrupted build)."""
+    before = {}
+    for node in webs:
+        links, venvs = venv_state(node)
+        assert len(venvs) == 1 and set(links.values()) == set(venvs), (node.name, links, venvs)
+        with node.host.sudo():
+            node.host.check_output(f"mkdir {APP_ROOT}/shared/venvs/0123456789abcdef")
+            owner = node.host.file(next(iter(venvs))).user
+        assert owner == "root"
+        before[node.name] = venvs
+    source = bench.app_copy(f"code only {uuid.uuid4()}")
+    _, result = bench.playbook(inventory, "deploy.yml", "-e", f"forum_source_dir={source}",
+                               "-e", "forum_deploy_serial=2", "-e", "forum_keep_releases=2")
+    shutil.rmtree(source.parent, ignore_errors=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    for node in webs:
+        links, venvs = venv_state(node)
+        live = node.host.check_output(f"basename $(readlink {APP_ROOT}/current)")
+        assert len(links) == 2 and live in links, (node.name, links)
+        # The same virtualenv, not rebuilt; the orphan is gone.
+        assert venvs == before[node.name], (node.name, venvs)
+        assert set(links.values()) == set(venvs), (node.name, links)
+
+
 def test_broken_release_never_goes_live(webs, inventory):
     addresses = {node.name: node.address for node in webs}
     before = bench.releases(addresses)
