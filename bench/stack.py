@@ -22,7 +22,10 @@ In one run, on the same machine and the same image (local/debian-systemd:12):
  d. a deploy (and rollback) of a new release under load on the 1-web stack
     (bench/deploy_under_load.py): durations and failed requests;
  e. forum throughput through nginx over HTTPS with wrk from the controller:
-    a board page of a forum seeded with `flask forum demo-data` vs /ping.
+    a board page of a forum seeded with `flask forum demo-data` vs /ping;
+ f. what one Ansible task costs on the converged web1 + db1 (a run of 41
+    `stat` tasks against a run of 1): wall seconds, and CPU on each host
+    and on the controller; the floor under every converge's task count.
 
 Writes .cache/bench/stack-<timestamp>.json (and stack-latest.json), keeps the
 playbook logs in .cache/bench/stack-<timestamp>/ and prints a short table.
@@ -37,6 +40,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import re
 import shutil
 import signal
@@ -199,31 +203,113 @@ def run_group(argv: list[str], timeout: float, **kwargs) -> int:
         raise
 
 
+def ansible_env(lab: Lab) -> dict:
+    """The environment of every playbook run on a lab: the repository's
+    ansible.cfg and the lab's own fact cache."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
+            "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(lab.lab_dir / "facts")}
+
+
+def timed_run(lab: Lab, argv: list[str], log_path: Path, timeout: float = 3600) -> tuple[int, float, dict]:
+    """Run a playbook on the lab with its output in log_path: (exit status,
+    wall seconds, CPU split as cpu_split() gives it)."""
+    hosts = [lab.prefix + host for host, _, _ in lab.hosts]
+    hosts_before = [container_cpu_seconds(host) for host in hosts]
+    usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as out:
+        rc = run_group(argv, timeout=timeout, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=ansible_env(lab))
+    seconds = time.monotonic() - start
+    return rc, seconds, cpu_split(hosts_before, [container_cpu_seconds(host) for host in hosts], usage_before, seconds)
+
+
 def converge(lab: Lab, label: str, run_dir: Path, extra: tuple = ()) -> dict:
     """One timed `ansible-playbook site.yml` on the lab; figures from its output."""
     log_path = run_dir / f"{label}.log"
-    # The lab's own fact cache: empty for the fresh run, used by the second
-    # run, as ansible.cfg has it for an operator.
-    env = {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_FORCE_COLOR": "0",
-           "ANSIBLE_NOCOLOR": "1", "ANSIBLE_CACHE_PLUGIN_CONNECTION": str(lab.lab_dir / "facts")}
+    # The lab's own fact cache (ansible_env): empty for the fresh run, used
+    # by the second run, as ansible.cfg has it for an operator.
     # Its own wheel cache too: the fresh converge downloads the app's wheels
     # on the controller like an operator's first run (forum_wheelhouse).
     argv = [deploy_under_load.tool("ansible-playbook"), "-i", str(lab.inventory), str(ROOT / "site.yml"),
             "-e", f"forum_wheelhouse_cache={lab.lab_dir / 'wheelhouse'}", *extra]
     log(f"{label}: ansible-playbook site.yml on {', '.join(h for h, _, _ in lab.hosts)} (log: {log_path})")
-    start = time.monotonic()
-    with open(log_path, "w", encoding="utf-8") as out:
-        rc = run_group(argv, timeout=3600, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
-    seconds = time.monotonic() - start
+    rc, seconds, cpu = timed_run(lab, argv, log_path)
     text = log_path.read_text(encoding="utf-8", errors="replace")
     recap = parse_recap(text)
     figures = {"seconds": round(seconds, 1), "rc": rc, "hosts": [h for h, _, _ in lab.hosts], "recap": recap,
                "changed": sum(h.get("changed", 0) for h in recap.values()),
                "failed": sum(h.get("failed", 0) + h.get("unreachable", 0) for h in recap.values()),
-               "slowest_tasks": slowest_tasks(text), "log": str(log_path.relative_to(ROOT))}
-    log(f"{label}: rc {rc} in {seconds:.1f} s, changed={figures['changed']}")
+               "slowest_tasks": slowest_tasks(text), "cpu": cpu, "log": str(log_path.relative_to(ROOT))}
+    log(f"{label}: rc {rc} in {seconds:.1f} s, changed={figures['changed']}; CPU {cpu}")
     if rc != 0:
         log(f"{label} failed; tail of {log_path}:\n" + "\n".join(text.splitlines()[-40:]))
+    return figures
+
+
+# ---------------------------------------------------------------------- task cost
+
+def container_cpu_seconds(container: str) -> float | None:
+    """CPU seconds a container has used (cgroup v2 or v1, either Docker
+    cgroup driver), or None when none of those files is there."""
+    cid = sh(["docker", "inspect", "-f", "{{.Id}}", container]).stdout.strip()
+    candidates = ((f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat", "usage_usec", 1e6),
+                  (f"/sys/fs/cgroup/docker/{cid}/cpu.stat", "usage_usec", 1e6),
+                  (f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage", None, 1e9),
+                  (f"/sys/fs/cgroup/cpuacct/system.slice/docker-{cid}.scope/cpuacct.usage", None, 1e9))
+    for path, key, scale in candidates:
+        try:
+            text = Path(path).read_text(encoding="ascii")
+        except OSError:
+            continue
+        if key is None:
+            return int(text) / scale
+        return int(dict(line.split() for line in text.splitlines())[key]) / scale
+    return None
+
+
+def cpu_split(hosts_before: list, hosts_after: list, usage_before, seconds: float) -> dict:
+    """CPU seconds a run used on the controller (ansible-playbook and its
+    children) and in the hosts' containers, and how busy that kept the
+    machine's CPUs over the run's wall time (1.0: every CPU all the time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    controller = usage.ru_utime + usage.ru_stime - usage_before.ru_utime - usage_before.ru_stime
+    hosts = None if None in hosts_before + hosts_after else sum(
+        after - before for before, after in zip(hosts_before, hosts_after))
+    split = {"controller_seconds": round(controller, 1), "hosts_seconds": None if hosts is None else round(hosts, 1)}
+    if hosts is not None and seconds > 0:
+        split["cpus_busy"] = round((controller + hosts) / seconds / (os.cpu_count() or 1), 2)
+    return split
+
+
+def task_cost(lab: Lab, run_dir: Path, tasks: int = 41) -> dict:
+    """What one task costs: a playbook of `tasks` stat tasks (become, like
+    the roles' tasks) against one of a single task on the same hosts, so
+    start-up and the first connection cancel out."""
+    hosts = [host for host, _, _ in lab.hosts]
+    runs = {}
+    for count in (1, tasks):
+        playbook = run_dir / f"task-cost-{count}.yml"
+        playbook.write_text("\n".join(
+            ["---", "- name: Cost of one task", "  hosts: all", "  gather_facts: false", "  become: true",
+             "  tasks:"] + [f"    - name: Stat {i}\n      ansible.builtin.stat:\n        path: /etc/hostname"
+                            for i in range(count)]) + "\n", encoding="utf-8")
+        argv = [deploy_under_load.tool("ansible-playbook"), "-i", str(lab.inventory), str(playbook)]
+        rc, seconds, cpu = timed_run(lab, argv, run_dir / f"task-cost-{count}.log", timeout=900)
+        if rc != 0:
+            raise RuntimeError(f"task cost playbook ({count} tasks) failed: rc {rc}")
+        runs[count] = (seconds, cpu)
+    extra = tasks - 1
+    per_run = extra * len(hosts)
+    (wall_1, cpu_1), (wall_n, cpu_n) = runs[1], runs[tasks]
+    host_1, host_n = cpu_1["hosts_seconds"], cpu_n["hosts_seconds"]
+    figures = {"tasks": tasks, "hosts": hosts, "seconds_1": round(wall_1, 2), f"seconds_{tasks}": round(wall_n, 2),
+               "seconds_per_task": round((wall_n - wall_1) / extra, 3),
+               "controller_cpu_ms_per_host_task": round(
+                   1000 * (cpu_n["controller_seconds"] - cpu_1["controller_seconds"]) / per_run),
+               "host_cpu_ms_per_host_task": None if host_1 is None or host_n is None
+               else round(1000 * (host_n - host_1) / per_run)}
+    log(f"f: one task on {len(hosts)} hosts: {figures['seconds_per_task']} s; per host and task "
+        f"{figures['host_cpu_ms_per_host_task']} ms host CPU, {figures['controller_cpu_ms_per_host_task']} ms controller CPU")
     return figures
 
 
@@ -345,6 +431,16 @@ def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "NOT met")
 
 
+def cpu_row(run: dict) -> tuple | None:
+    """'  CPU used' under a converge's row, when the hosts' CPU was readable."""
+    cpu = run.get("cpu") or {}
+    if cpu.get("hosts_seconds") is None:
+        return None
+    return ("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
+            f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
+            f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", "")
+
+
 def table(result: dict) -> str:
     rows = [("measurement", "value", "reference / target", "")]
     ref = result["reference"]
@@ -354,6 +450,7 @@ def table(result: dict) -> str:
         rows.append((f"fresh converge, {'+'.join(fresh['hosts'])}", f"{fresh['seconds']:.1f} s",
                      f"<= {ref['fresh_converge_seconds']:.0f} s (ref); x{fresh['seconds'] / ref['fresh_converge_seconds']:.2f}",
                      verdict(fresh["rc"] == 0 and fresh["seconds"] <= ref["fresh_converge_seconds"])))
+        rows += [row for row in (cpu_row(fresh),) if row]
     if rerun:
         target = ref["rerun_seconds"] * RERUN_SHARE
         rows.append((f"second run (changed={rerun['changed']})", f"{rerun['seconds']:.1f} s",
@@ -366,6 +463,12 @@ def table(result: dict) -> str:
     if full:
         rows.append((f"  every role (stamp_fast_rerun=false, changed={full['changed']})", f"{full['seconds']:.1f} s",
                      f"{full['seconds'] / ref['rerun_seconds']:.0%} of ref (what Molecule's idempotence runs)", ""))
+    cost = result.get("task_cost")
+    if cost and "seconds_per_task" in cost:
+        host_cpu = cost["host_cpu_ms_per_host_task"]
+        rows.append((f"  one task on {'+'.join(cost['hosts'])} (stat, become)", f"{cost['seconds_per_task']:.2f} s",
+                     (f"{host_cpu} ms CPU on each host" if host_cpu is not None else "host CPU not readable")
+                     + f", {cost['controller_cpu_ms_per_host_task']} ms on the controller", ""))
     scale = result.get("scale")
     if scale and "fresh" in scale:
         s = scale["fresh"]
@@ -373,6 +476,7 @@ def table(result: dict) -> str:
         rows.append((f"fresh converge, {'+'.join(s['hosts'])}", f"{s['seconds']:.1f} s",
                      f"{scale['web_hosts']} web{' + lb' if scale['lb'] else ''} + db{ratio}",
                      "" if s["rc"] == 0 else "FAILED"))
+        rows += [row for row in (cpu_row(s),) if row]
     dep = result.get("deploy")
     if dep and "deploy_seconds" in dep:
         rows.append(("deploy new release under load", f"{dep['deploy_seconds']:.1f} s",
@@ -390,7 +494,7 @@ def table(result: dict) -> str:
         rows.append(("  board / ping", f"{thr['board_vs_ping']:.0%}",
                      f"uncached {thr['board_uncached_vs_ping']:.0%}" if "board_uncached_vs_ping" in thr else "",
                      ""))
-    for part in ("scale", "deploy", "throughput"):
+    for part in ("task_cost", "scale", "deploy", "throughput"):
         info = result.get(part) or {}
         if "skipped" in info or "error" in info:
             rows.append((part, "-", info.get("skipped") or f"error: {info['error']}"[:60], ""))
@@ -462,6 +566,11 @@ def main() -> int:
             conv["rerun_full"] = converge(stack, "1web-rerun-full", run_dir, ("-e", "stamp_fast_rerun=false"))
             if conv["rerun_full"]["rc"] != 0 or conv["rerun_full"]["changed"] != 0:
                 errors.append(f"full re-run: rc {conv['rerun_full']['rc']}, changed={conv['rerun_full']['changed']}")
+            try:
+                result["task_cost"] = task_cost(stack, run_dir)
+            except (RuntimeError, subprocess.SubprocessError, OSError) as error:
+                result["task_cost"] = {"error": str(error)}
+                errors.append(f"task cost: {error}")
         else:
             errors.append("fresh converge of web1 + db1 failed")
         fresh = conv["fresh"]
