@@ -150,8 +150,9 @@ def releases(addresses):
 
 
 def run(inventory, threads=4, max_seconds=900, max_requests=200_000, extra=(), log=print,
-        targets=None, read_releases=releases):
+        targets=None, read_releases=releases, rollback_extra=()):
     """Deploy a new release then roll back under load; returns the figures.
+    `extra` goes to both playbooks, `rollback_extra` to the rollback only.
 
     The load goes to `targets` (addresses; default the web hosts themselves,
     e.g. a load balancer's instead); `read_releases` maps {host: address} to
@@ -170,7 +171,7 @@ def run(inventory, threads=4, max_seconds=900, max_requests=200_000, extra=(), l
         figures["after_deploy"] = read_releases(addresses)
         log(f"deploy: rc {deploy.returncode} in {figures['deploy_seconds']:.1f} s -> {figures['after_deploy']}")
         time.sleep(2)
-        figures["rollback_seconds"], rollback = playbook(inventory, "rollback.yml", *extra)
+        figures["rollback_seconds"], rollback = playbook(inventory, "rollback.yml", *extra, *rollback_extra)
         figures["after_rollback"] = read_releases(addresses)
         log(f"rollback: rc {rollback.returncode} in {figures['rollback_seconds']:.1f} s -> {figures['after_rollback']}")
         time.sleep(2)
