@@ -13,9 +13,9 @@ export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
 # Every Molecule scenario `make test` runs. Lanes take the next one from
-# the list as they finish; this order packs two lanes evenly (last CI runs:
-# scaleout ~24 + hardening ~14 + postgresql ~6 min beside default ~25 +
-# web ~18 min), where longest-first left postgresql alone at the end.
+# the list as they finish; this order packs two lanes evenly (last CI run:
+# scaleout ~23 + hardening ~13 + postgresql ~6.5 min beside default ~23 +
+# web ~17 min), where longest-first left postgresql alone at the end.
 SCENARIOS ?= scaleout default hardening web postgresql
 # Scenarios run side by side: each waits mostly on apt and SSH, so two lanes
 # on two cores finish well before one.

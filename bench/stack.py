@@ -431,14 +431,14 @@ def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("met" if ok else "NOT met")
 
 
-def cpu_row(run: dict) -> tuple | None:
+def cpu_rows(run: dict) -> list[tuple]:
     """'  CPU used' under a converge's row, when the hosts' CPU was readable."""
     cpu = run.get("cpu") or {}
     if cpu.get("hosts_seconds") is None:
-        return None
-    return ("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
-            f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
-            f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", "")
+        return []
+    return [("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
+             f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
+             f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", "")]
 
 
 def table(result: dict) -> str:
@@ -450,7 +450,7 @@ def table(result: dict) -> str:
         rows.append((f"fresh converge, {'+'.join(fresh['hosts'])}", f"{fresh['seconds']:.1f} s",
                      f"<= {ref['fresh_converge_seconds']:.0f} s (ref); x{fresh['seconds'] / ref['fresh_converge_seconds']:.2f}",
                      verdict(fresh["rc"] == 0 and fresh["seconds"] <= ref["fresh_converge_seconds"])))
-        rows += [row for row in (cpu_row(fresh),) if row]
+        rows += cpu_rows(fresh)
     if rerun:
         target = ref["rerun_seconds"] * RERUN_SHARE
         rows.append((f"second run (changed={rerun['changed']})", f"{rerun['seconds']:.1f} s",
@@ -476,7 +476,7 @@ def table(result: dict) -> str:
         rows.append((f"fresh converge, {'+'.join(s['hosts'])}", f"{s['seconds']:.1f} s",
                      f"{scale['web_hosts']} web{' + lb' if scale['lb'] else ''} + db{ratio}",
                      "" if s["rc"] == 0 else "FAILED"))
-        rows += [row for row in (cpu_row(s),) if row]
+        rows += cpu_rows(s)
     dep = result.get("deploy")
     if dep and "deploy_seconds" in dep:
         rows.append(("deploy new release under load", f"{dep['deploy_seconds']:.1f} s",
