@@ -12,117 +12,170 @@ Hosts and how to reach them come from the Ansible inventory (the same one
 
 `--inventory` defaults to $FORUM_INVENTORY or inventory/lab.
 """
+import json
 import os
 import shlex
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from fabric import Connection, task
+from paramiko.client import AutoAddPolicy, RejectPolicy
+from paramiko.ssh_exception import SSHException
 
 ROOT = Path(__file__).resolve().parent
 DEFAULT_INVENTORY = os.environ.get("FORUM_INVENTORY", "inventory/lab")
 APP_ROOT = "/srv/forum"
 
+# What Ansible would use to reach a host, rendered by Ansible itself (the
+# inventory's templates, group_vars, vaulted values: ansible.cfg's
+# vault_password_file or ANSIBLE_VAULT_PASSWORD_FILE applies).
+_CONNECTION_VARS = (
+    '{{ {"address": ansible_host | default(inventory_hostname),'
+    ' "port": ansible_port | default(22),'
+    ' "user": ansible_user | default("deploy"),'
+    ' "key": ansible_ssh_private_key_file | default(""),'
+    ' "ssh_args": ansible_ssh_common_args | default("")} }}'
+)
+
+
+def _tool(name):
+    """An Ansible command from the project's .venv, else from PATH."""
+    local = ROOT / ".venv" / "bin" / name
+    return str(local) if local.exists() else (shutil.which(name) or name)
+
 
 def _inventory_hosts(inventory, pattern):
-    """Resolve the hosts of `pattern` with their connection settings, with
-    the inventory's templates rendered by Ansible itself."""
-    from ansible.inventory.manager import InventoryManager
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar
-    from ansible.vars.manager import VariableManager
-
-    loader = DataLoader()
-    manager = InventoryManager(loader=loader, sources=[str(ROOT / inventory)])
-    variables = VariableManager(loader=loader, inventory=manager)
+    """The hosts of `pattern` in `inventory` with their connection settings,
+    as the `ansible` command resolves them (no host is contacted)."""
+    argv = [_tool("ansible"), "-i", str(ROOT / inventory), pattern,
+            "-m", "ansible.builtin.debug", "-a", f"msg={_CONNECTION_VARS}"]
+    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
+           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(f"cannot read the hosts of '{pattern}' from {inventory} "
+                         f"(ansible exited {result.returncode}):\n{result.stderr.strip() or result.stdout[-2000:]}")
     hosts = []
-    for host in manager.get_hosts(pattern):
-        hostvars = variables.get_vars(host=host)
-        templar = Templar(loader=loader, variables=hostvars)
-
-        def value(name, default=None):
-            raw = hostvars.get(name, default)
-            return templar.template(raw) if raw is not None else None
-
-        hosts.append({
-            "name": host.name,
-            "address": value("ansible_host", host.name),
-            "port": int(value("ansible_port", 22)),
-            "user": value("ansible_user", "deploy"),
-            "key": value("ansible_ssh_private_key_file"),
-            "ssh_args": value("ansible_ssh_common_args", "") or "",
-        })
+    for play in json.loads(result.stdout).get("plays", []):
+        for task_result in play.get("tasks", []):
+            for name, values in task_result["hosts"].items():
+                settings = values["msg"]
+                hosts.append({"name": name, **settings, "port": int(settings["port"])})
     return hosts
 
 
+def _ssh_options(ssh_args):
+    """-o Key=Value options of ansible_ssh_common_args, keys lowercased."""
+    words = shlex.split(ssh_args)
+    options = {}
+    for index, word in enumerate(words):
+        if word == "-o" and index + 1 < len(words):
+            word = words[index + 1]
+        elif word.startswith("-o"):
+            word = word[2:]
+        else:
+            continue
+        key, _, value = word.replace(" ", "=", 1).partition("=")
+        options[key.strip().lower()] = value.strip()
+    return options
+
+
 def _connect(host):
+    """A Fabric connection that checks the host key as Ansible's ssh does:
+    against ~/.ssh/known_hosts and the inventory's UserKnownHostsFile; an
+    unknown host is refused unless StrictHostKeyChecking says no or
+    accept-new (Fabric alone would accept any key)."""
     connect_kwargs = {}
     if host["key"]:
         connect_kwargs["key_filename"] = host["key"]
     conn = Connection(host["address"], user=host["user"], port=host["port"],
                       connect_kwargs=connect_kwargs)
-    for option in shlex.split(host["ssh_args"]):
-        if option.startswith("UserKnownHostsFile="):
-            known_hosts = option.split("=", 1)[1]
-            if os.path.exists(known_hosts):
-                conn.client.load_host_keys(known_hosts)
+    options = _ssh_options(host["ssh_args"])
+    conn.client.load_system_host_keys()
+    for known_hosts in options.get("userknownhostsfile", "").split():
+        known_hosts = os.path.expanduser(known_hosts)
+        if os.path.exists(known_hosts):
+            conn.client.load_host_keys(known_hosts)
+    trusting = options.get("stricthostkeychecking", "yes").lower() in ("no", "off", "accept-new")
+    conn.client.set_missing_host_key_policy(AutoAddPolicy() if trusting else RejectPolicy())
     return conn
 
 
-def _web_connections(inventory):
+def _on_web_hosts(inventory, action):
+    """Run action(name, connection) for every web host; a host that cannot
+    be reached is reported and the others still run; exit 1 if any failed."""
     hosts = _inventory_hosts(inventory, "web")
     if not hosts:
         raise SystemExit(f"no hosts in group 'web' of {inventory}")
-    return [(host["name"], _connect(host)) for host in hosts]
+    unreachable = []
+    for host in hosts:
+        conn = _connect(host)
+        try:
+            action(host["name"], conn)
+        except (SSHException, OSError) as error:  # paramiko's errors and the socket's
+            print(f"{host['name']}: cannot connect to {host['address']}:{host['port']}: {error}", file=sys.stderr)
+            unreachable.append(host["name"])
+        finally:
+            conn.close()
+    if unreachable:
+        raise SystemExit(f"not reached: {', '.join(unreachable)}")
+
+
+def _status(name, conn):
+    release = conn.run(f"readlink {APP_ROOT}/current || echo none", hide=True, warn=True).stdout.strip()
+    previous = conn.run(f"readlink {APP_ROOT}/previous || echo none", hide=True, warn=True).stdout.strip()
+    # Through nginx on the host itself (self-signed certificate: -k).
+    health = conn.run("curl -ksS --max-time 5 https://127.0.0.1/healthz || "
+                      "curl -sS --max-time 5 http://127.0.0.1/healthz", hide=True, warn=True)
+    units = ["forum.socket", "forum.service", "nginx"]
+    states = conn.sudo(f"systemctl is-active {' '.join(units)}", hide=True, warn=True).stdout.split()
+    server = conn.run("systemctl show -p Description --value forum.service", hide=True, warn=True).stdout.strip()
+    print(f"{name}: release {Path(release).name} (previous {Path(previous).name}), {server}")
+    print(f"  health: {health.stdout.strip() if health.ok else 'FAILED ' + health.stderr.strip()}")
+    print("  services: " + ", ".join(f"{unit}={state}" for unit, state in zip(units, states)))
 
 
 @task
 def status(c, inventory=DEFAULT_INVENTORY):
     """Show the live release, the health check and the services on every web host."""
-    for name, conn in _web_connections(inventory):
-        release = conn.run(f"readlink {APP_ROOT}/current || echo none", hide=True, warn=True).stdout.strip()
-        previous = conn.run(f"readlink {APP_ROOT}/previous || echo none", hide=True, warn=True).stdout.strip()
-        # Through nginx on the host itself (self-signed certificate: -k).
-        health = conn.run("curl -ksS --max-time 5 https://127.0.0.1/healthz || "
-                          "curl -sS --max-time 5 http://127.0.0.1/healthz", hide=True, warn=True)
-        services = conn.sudo("systemctl is-active forum.socket forum.service nginx",
-                             hide=True, warn=True).stdout.split()
-        server = conn.run("systemctl show -p Description --value forum.service", hide=True, warn=True).stdout.strip()
-        print(f"{name}: release {Path(release).name} (previous {Path(previous).name}), {server}")
-        print(f"  health: {health.stdout.strip() if health.ok else 'FAILED ' + health.stderr.strip()}")
-        print("  services: " + ", ".join(
-            f"{unit}={state}" for unit, state in zip(["forum.socket", "forum.service", "nginx"], services)))
+    _on_web_hosts(inventory, _status)
 
 
 @task
 def logs(c, inventory=DEFAULT_INVENTORY, lines=50):
     """Print the last lines of the app's journal and nginx's error log on every web host."""
-    for name, conn in _web_connections(inventory):
+    def show(name, conn):
         print(f"===== {name}: forum.service")
         conn.sudo(f"journalctl -u forum.service -n {int(lines)} --no-pager", warn=True)
         print(f"===== {name}: nginx error log")
         conn.sudo(f"tail -n {int(lines)} /var/log/nginx/error.log", warn=True)
 
+    _on_web_hosts(inventory, show)
 
-def _playbook(playbook, inventory, extra):
-    argv = [str(ROOT / ".venv/bin/ansible-playbook"), "-i", str(ROOT / inventory), playbook, *shlex.split(extra)]
-    if not os.path.exists(argv[0]):
-        argv[0] = "ansible-playbook"
-    print("+ " + shlex.join(argv))
-    subprocess.run(argv, cwd=ROOT, check=True)
+
+def _playbook(playbook, inventory, extra, variables=None):
+    """Run a playbook of this repository; `variables` go in as one JSON -e
+    (a value with spaces or quotes stays one value for the role's checks)."""
+    argv = [_tool("ansible-playbook"), "-i", str(ROOT / inventory), playbook]
+    if variables:
+        argv += ["-e", json.dumps(variables)]
+    argv += shlex.split(extra)
+    print("+ " + shlex.join(argv), flush=True)
+    result = subprocess.run(argv, cwd=ROOT, check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
 
 
 @task
 def deploy(c, inventory=DEFAULT_INVENTORY, serial=0, extra=""):
     """Deploy the forum: run playbooks/deploy.yml (serial: hosts per batch; extra: more ansible-playbook options)."""
-    if int(serial):
-        extra = f"-e forum_deploy_serial={int(serial)} {extra}"
-    _playbook("playbooks/deploy.yml", inventory, extra)
+    _playbook("playbooks/deploy.yml", inventory, extra,
+              {"forum_deploy_serial": int(serial)} if int(serial) else None)
 
 
 @task
 def rollback(c, inventory=DEFAULT_INVENTORY, to="", extra=""):
     """Go back to the release before current on every web host, or to release `to`."""
-    if to:
-        extra = f"-e forum_rollback_to={shlex.quote(to)} {extra}"
-    _playbook("playbooks/rollback.yml", inventory, extra)
+    _playbook("playbooks/rollback.yml", inventory, extra, {"forum_rollback_to": to} if to else None)

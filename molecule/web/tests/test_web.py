@@ -1,10 +1,12 @@
 """The web tier and its deploys, seen from outside (HTTP, HTTPS) and inside
 (processes, files) on both application servers, then a deploy and a
-rollback under load and a broken release that must never go live."""
+rollback under load and a broken release that must never go live, and the
+operator's fabfile (status, logs, deploy, rollback) against these hosts."""
 import http.client
 import shlex
 import shutil
 import socket
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
-from testlib import request  # noqa: E402  (the scenario conftest put it on sys.path)
+from testlib import REPO, request  # noqa: E402  (the scenario conftest put it on sys.path)
 
 APP_ROOT = "/srv/forum"
 
@@ -176,11 +178,13 @@ def test_code_only_release_builds_no_virtualenv_and_unused_ones_go(webs, invento
             owner = node.host.file(next(iter(venvs))).user
         assert owner == "root"
         before[node.name] = venvs
+    # Through the operator's `fab deploy` (it runs playbooks/deploy.yml).
     source = bench.app_copy(f"code only {uuid.uuid4()}")
-    _, result = bench.playbook(inventory, "deploy.yml", "-e", f"forum_source_dir={source}",
-                               "-e", "forum_deploy_serial=2", "-e", "forum_keep_releases=2")
+    result = fab("deploy", inventory, "--serial", "2",
+                 "--extra", f"-e forum_source_dir={source} -e forum_keep_releases=2")
     shutil.rmtree(source.parent, ignore_errors=True)
-    assert result.returncode == 0, result.stdout[-3000:]
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "+ " in result.stdout and "playbooks/deploy.yml" in result.stdout
     for node in webs:
         links, venvs = venv_state(node)
         live = node.host.check_output(f"basename $(readlink {APP_ROOT}/current)")
@@ -188,6 +192,74 @@ def test_code_only_release_builds_no_virtualenv_and_unused_ones_go(webs, invento
         # The same virtualenv, not rebuilt; the orphan is gone.
         assert venvs == before[node.name], (node.name, venvs)
         assert set(links.values()) == set(venvs), (node.name, links)
+
+
+# --- the fabfile ------------------------------------------------------------
+
+def fab(task, inventory, *args):
+    """`fab TASK --inventory INVENTORY ARGS` from the repository, as an
+    operator runs it; returns the CompletedProcess."""
+    argv = [bench.tool("fab"), "-r", str(REPO), task, "--inventory", str(inventory), *args]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=900, cwd=REPO, check=False)
+
+
+def live_releases(node):
+    return tuple(node.host.check_output(f"basename $(readlink {APP_ROOT}/{link}) 2>/dev/null || echo none")
+                 for link in ("current", "previous"))
+
+
+def test_fab_status_and_logs_report_every_web_host(webs, inventory):
+    result = fab("status", inventory)
+    assert result.returncode == 0, result.stderr
+    for node in webs:
+        live, previous = live_releases(node)
+        server = {"gunicorn": "Gunicorn", "uwsgi": "uWSGI"}[node.server]
+        report = result.stdout.split(f"{node.name}: ", 1)[1].splitlines()
+        assert report[0].startswith(f"release {live} (previous {previous}), ") and server in report[0], report
+        assert f'"release":"{live}"' in report[1] and '"database":"ok"' in report[1], report
+        assert report[2] == "  services: forum.socket=active, forum.service=active, nginx=active", report
+    result = fab("logs", inventory, "--lines", "5")
+    assert result.returncode == 0, result.stderr
+    sections = result.stdout.split("===== ")
+    for node in webs:
+        journal_lines = next(part for part in sections if part.startswith(f"{node.name}: forum.service"))
+        assert 2 <= len(journal_lines.splitlines()) <= 6, journal_lines
+        assert any(part.startswith(f"{node.name}: nginx error log") for part in sections)
+
+
+def test_fab_refuses_a_host_whose_key_it_does_not_know(webs, inventory, tmp_path):
+    """Fabric alone accepts any host key; the fabfile checks it as Ansible's
+    ssh would. Here the inventory names an empty known_hosts and strict
+    checking: no command runs, the error names the host."""
+    copy = tmp_path / "inventory"
+    shutil.copytree(inventory, copy, symlinks=False)
+    known_hosts = tmp_path / "known_hosts"
+    known_hosts.write_text("")
+    (copy / "group_vars" / "web").mkdir(parents=True, exist_ok=True)
+    (copy / "group_vars" / "web" / "strict.yml").write_text(
+        f"ansible_ssh_common_args: -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes\n")
+    result = fab("status", copy)
+    assert result.returncode != 0
+    assert "not found in known_hosts" in result.stderr, result.stderr[-2000:]
+    assert "release" not in result.stdout
+
+
+def test_fab_rolls_back_to_a_named_release(webs, inventory):
+    before = {node.name: live_releases(node) for node in webs}
+    assert all(previous != "none" for _, previous in before.values()), before
+    target = next(iter(before.values()))[1]
+    result = fab("rollback", inventory, "--to", target)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    for node in webs:
+        assert live_releases(node) == (target, before[node.name][0])
+    assert set(bench.releases({node.name: node.address for node in webs}).values()) == {target}
+    # A release that does not exist: the playbook's check names it and fab
+    # exits non-zero with nothing changed.
+    result = fab("rollback", inventory, "--to", "no-such-release")
+    assert result.returncode != 0
+    assert "forum_rollback_to no-such-release is not a complete release" in result.stdout
+    for node in webs:
+        assert live_releases(node)[0] == target
 
 
 def test_broken_release_never_goes_live(webs, inventory):
