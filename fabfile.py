@@ -40,6 +40,14 @@ _CONNECTION_VARS = (
 )
 
 
+def _ansible_env(**extra):
+    """The environment for Ansible commands: this repository's ansible.cfg
+    and roles whatever the caller's ANSIBLE_CONFIG / ANSIBLE_ROLES_PATH say
+    (vault and other settings from the environment still apply)."""
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"),
+            "ANSIBLE_ROLES_PATH": str(ROOT / "roles"), **extra}
+
+
 def _tool(name):
     """An Ansible command from the project's .venv, else from PATH."""
     local = ROOT / ".venv" / "bin" / name
@@ -51,8 +59,8 @@ def _inventory_hosts(inventory, pattern):
     as the `ansible` command resolves them (no host is contacted)."""
     argv = [_tool("ansible"), "-i", str(ROOT / inventory), pattern,
             "-m", "ansible.builtin.debug", "-a", f"msg={_CONNECTION_VARS}"]
-    env = {**os.environ, "ANSIBLE_STDOUT_CALLBACK": "ansible.posix.json",
-           "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.json", "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1"}
+    env = _ansible_env(ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+                       ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
     result = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise SystemExit(f"cannot read the hosts of '{pattern}' from {inventory} "
@@ -163,7 +171,7 @@ def _playbook(playbook, inventory, extra, variables=None):
         argv += ["-e", json.dumps(variables)]
     argv += shlex.split(extra)
     print("+ " + shlex.join(argv), flush=True)
-    result = subprocess.run(argv, cwd=ROOT, check=False)
+    result = subprocess.run(argv, cwd=ROOT, env=_ansible_env(), check=False)
     if result.returncode != 0:
         sys.exit(result.returncode)
 
