@@ -75,11 +75,16 @@ def _inventory_hosts(inventory, pattern):
 
 
 def _ssh_options(ssh_args):
-    """-o Key=Value options of ansible_ssh_common_args, keys lowercased."""
+    """-o Key=Value options of ansible_ssh_common_args, keys lowercased
+    (-J HOST counts as ProxyJump)."""
     words = shlex.split(ssh_args)
     options = {}
     for index, word in enumerate(words):
-        if word == "-o" and index + 1 < len(words):
+        if word == "-J" and index + 1 < len(words):
+            word = "ProxyJump=" + words[index + 1]
+        elif word.startswith("-J"):
+            word = "ProxyJump=" + word[2:]
+        elif word == "-o" and index + 1 < len(words):
             word = words[index + 1]
         elif word.startswith("-o"):
             word = word[2:]
@@ -117,11 +122,20 @@ def _on_web_hosts(inventory, action):
     hosts = _inventory_hosts(inventory, "web")
     if not hosts:
         raise SystemExit(f"no hosts in group 'web' of {inventory}")
+    # Fabric would connect straight to the address instead: say so first.
+    proxied = [host["name"] for host in hosts
+               if {"proxyjump", "proxycommand"} & set(_ssh_options(host["ssh_args"]))]
+    if proxied:
+        raise SystemExit(f"{', '.join(proxied)}: ansible_ssh_common_args goes through ProxyJump or "
+                         "ProxyCommand, which fab does not follow; nothing was run. Use "
+                         "`ansible web -m ansible.builtin.command -a ...` for these hosts.")
     unreachable = []
     for host in hosts:
         conn = _connect(host)
         try:
             action(host["name"], conn)
+        except BrokenPipeError:  # our own output closed (| head): not the host's fault
+            raise
         except (SSHException, OSError) as error:  # paramiko's errors and the socket's
             print(f"{host['name']}: cannot connect to {host['address']}:{host['port']}: {error}", file=sys.stderr)
             unreachable.append(host["name"])

@@ -227,21 +227,41 @@ def test_fab_status_and_logs_report_every_web_host(webs, inventory):
         assert any(part.startswith(f"{node.name}: nginx error log") for part in sections)
 
 
+def inventory_with_ssh_args(inventory, tmp_path, ssh_args):
+    """A copy of the scenario's inventory whose web hosts use `ssh_args`."""
+    copy = tmp_path / "inventory"
+    shutil.copytree(inventory, copy, symlinks=False)
+    (copy / "group_vars" / "web").mkdir(parents=True, exist_ok=True)
+    (copy / "group_vars" / "web" / "ssh.yml").write_text(f"ansible_ssh_common_args: {ssh_args}\n")
+    return copy
+
+
 def test_fab_refuses_a_host_whose_key_it_does_not_know(webs, inventory, tmp_path):
     """Fabric alone accepts any host key; the fabfile checks it as Ansible's
     ssh would. Here the inventory names an empty known_hosts and strict
     checking: no command runs, the error names the host."""
-    copy = tmp_path / "inventory"
-    shutil.copytree(inventory, copy, symlinks=False)
     known_hosts = tmp_path / "known_hosts"
     known_hosts.write_text("")
-    (copy / "group_vars" / "web").mkdir(parents=True, exist_ok=True)
-    (copy / "group_vars" / "web" / "strict.yml").write_text(
-        f"ansible_ssh_common_args: -o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes\n")
+    copy = inventory_with_ssh_args(inventory, tmp_path,
+                                   f"-o UserKnownHostsFile={known_hosts} -o StrictHostKeyChecking=yes")
     result = fab("status", copy)
     assert result.returncode != 0
     assert "not found in known_hosts" in result.stderr, result.stderr[-2000:]
+    for node in webs:
+        assert f"{node.name}: cannot connect to {node.address}:22" in result.stderr
     assert "release" not in result.stdout
+
+
+def test_fab_says_it_does_not_follow_a_jump_host(webs, inventory, tmp_path):
+    """A bastion in ansible_ssh_common_args: fab stops before connecting
+    anywhere (it would otherwise go straight to the address)."""
+    # 192.0.2.1 (TEST-NET-1) is never contacted: the check comes first.
+    copy = inventory_with_ssh_args(inventory, tmp_path, "-o ProxyJump=deploy@192.0.2.1")
+    result = fab("logs", copy)
+    assert result.returncode != 0
+    assert "ProxyJump or ProxyCommand, which fab does not follow; nothing was run" in result.stderr
+    assert all(node.name in result.stderr for node in webs)
+    assert "=====" not in result.stdout
 
 
 def test_fab_rolls_back_to_a_named_release(webs, inventory):
