@@ -15,7 +15,7 @@ SCENARIO ?= default
 # Every Molecule scenario `make test` runs. Lanes take the next one from
 # the list as they finish; this order packs two lanes evenly (last CI run:
 # scaleout ~23 + hardening ~13 + postgresql ~6.5 min beside default ~23 +
-# web ~17 min), where longest-first left postgresql alone at the end.
+# web ~18 min), where longest-first left postgresql alone at the end.
 SCENARIOS ?= scaleout default hardening web postgresql
 # Scenarios run side by side: each waits mostly on apt and SSH, so two lanes
 # on two cores finish well before one.
