@@ -70,7 +70,8 @@ def _inventory_hosts(inventory, pattern):
         for task_result in play.get("tasks", []):
             for name, values in task_result["hosts"].items():
                 settings = values["msg"]
-                hosts.append({"name": name, **settings, "port": int(settings["port"])})
+                hosts.append({"name": name, **settings, "port": int(settings["port"]),
+                              "options": _ssh_options(settings["ssh_args"])})
     return hosts
 
 
@@ -105,7 +106,7 @@ def _connect(host):
         connect_kwargs["key_filename"] = host["key"]
     conn = Connection(host["address"], user=host["user"], port=host["port"],
                       connect_kwargs=connect_kwargs)
-    options = _ssh_options(host["ssh_args"])
+    options = host["options"]
     conn.client.load_system_host_keys()
     for known_hosts in options.get("userknownhostsfile", "").split():
         known_hosts = os.path.expanduser(known_hosts)
@@ -124,7 +125,7 @@ def _on_web_hosts(inventory, action):
         raise SystemExit(f"no hosts in group 'web' of {inventory}")
     # Fabric would connect straight to the address instead: say so first.
     proxied = [host["name"] for host in hosts
-               if {"proxyjump", "proxycommand"} & set(_ssh_options(host["ssh_args"]))]
+               if {"proxyjump", "proxycommand"} & set(host["options"])]
     if proxied:
         raise SystemExit(f"{', '.join(proxied)}: ansible_ssh_common_args goes through ProxyJump or "
                          "ProxyCommand, which fab does not follow; nothing was run. Use "
