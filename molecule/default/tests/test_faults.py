@@ -164,7 +164,7 @@ TYPOS = {
     "app server": ({"forum_server": "gunicron"}, ["forum_server", "gunicron"], []),
     "https port and a fail2ban limit": (
         {"nginx_https_port": 70000, "fail2ban_maxretry": 0},
-        ["fail2ban: fail2ban_maxretry must be positive (got 0). | nginx: nginx_https_port must be 1-65535 (got 70000)."],
+        ["fail2ban: fail2ban_maxretry must be positive (got 0).", "nginx: nginx_https_port = 70000"],
         ["nginx_http_port must", "nginx_server_names", "nginx_client_max_body_size", "fail2ban_bantime"]),
 }
 
