@@ -115,3 +115,24 @@ def request(address, path="/", scheme="https", host=None, headers=None, timeout=
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def scenario_converge_playbook():
+    """The converge playbook of the running scenario (its converge.yml
+    unless molecule.yml names another), as an absolute path."""
+    scenario = pathlib.Path(os.environ["MOLECULE_SCENARIO_DIRECTORY"])
+    return str(scenario / "converge.yml")
+
+
+def assert_check_mode_reports_no_change(playbook=None, *args):
+    """`--check --diff` of the scenario's converge playbook (or `playbook`,
+    relative to the repository root) against the converged hosts: no host
+    may report a change or a failure."""
+    target = playbook or scenario_converge_playbook()
+    result = run_playbook(target, "--check", "--diff", *args)
+    assert result.returncode == 0, result.stdout[-4000:]
+    counts = recap(result.stdout)
+    assert counts, result.stdout[-2000:]
+    for host, numbers in counts.items():
+        assert numbers["changed"] == 0 and numbers["failed"] == 0, (host, numbers, result.stdout[-4000:])
+    return result
