@@ -51,12 +51,12 @@ def all_nodes():
 
 @pytest.fixture(scope="session")
 def web():
-    return nodes("web", HardenedNode)[0]
+    return nodes("edge", HardenedNode)[0]
 
 
 @pytest.fixture(scope="session")
 def db():
-    return nodes("db", HardenedNode)[0]
+    return nodes("internal", HardenedNode)[0]
 
 
 def pytest_generate_tests(metafunc):

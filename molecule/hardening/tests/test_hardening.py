@@ -164,13 +164,13 @@ def test_ufw_denies_by_default_and_limits_ssh(node):
 
 
 def test_group_rule_admits_only_that_group(web, db):
-    # firewall_rules on the scenario: 9100 on every host, from the db group.
+    # firewall_rules on the scenario: 9100 on every host, from the internal group.
     _listen(web, 9100)
     try:
         from_db = db.host.run(
             f"python3 -c \"import socket; socket.create_connection(('{web.address}', 9100), 3)\"")
         assert from_db.rc == 0, from_db.stderr
-        assert not _reachable(web.address, 9100)  # the controller is not in db
+        assert not _reachable(web.address, 9100)  # the controller is not in internal
     finally:
         _stop(web, 9100)
 
