@@ -139,6 +139,29 @@ def test_web_hosts_admit_http_only_from_the_load_balancer(lb, webs, db, port):
             socket.create_connection((web.address, port), timeout=4).close()
 
 
+def test_rules_the_stack_roles_once_added_themselves_are_dropped(lb, webs, db):
+    """A host converged when nginx opened its own ports holds ufw rules with
+    the comment `forum-stack nginx`, which the firewall role never touches:
+    the harden play deletes them, so a web host behind the load balancer is
+    closed to everyone else again, and the load balancer still gets in."""
+    web = webs[0]
+    with web.host.sudo():
+        web.host.run_test("ufw allow 80/tcp comment 'forum-stack nginx'")
+        web.host.run_test(f"ufw allow from {db.vars['private_address']} to any port 443 proto tcp "
+                          f"comment 'forum-stack nginx: 443/tcp from {db.vars['private_address']}'")
+    assert db.can_connect(web.vars["private_address"], 80)
+    result = testlib.run_playbook("playbooks/harden.yml", "--tags", "firewall", "--limit", web.name)
+    assert result.returncode == 0, result.stdout[-3000:]
+    with web.host.sudo():
+        added = web.host.check_output("ufw show added")
+    assert "forum-stack nginx" not in added, added
+    for port in (80, 443):
+        assert not db.can_connect(web.vars["private_address"], port), port
+        assert lb.can_connect(web.vars["private_address"], port), port
+    again = testlib.run_playbook("playbooks/harden.yml", "--tags", "firewall", "--limit", web.name)
+    assert again.returncode == 0 and testlib.recap(again.stdout)[web.name]["changed"] == 0, again.stdout[-3000:]
+
+
 # --- a rolling deploy through the load balancer ----------------------------
 
 def live_releases(webs):

@@ -24,7 +24,8 @@ MANAGED = [
 # in a file: each would break out of its directive, line or quotes.
 HOSTILE = {
     "nginx_server_names": ["forum.example.org", "evil.example; return 200"],
-    "nginx_load_balancers": ["10.0.0.5; allow all"],
+    "nginx_trusted_proxies": ["10.0.0.5; allow all"],
+    "nginx_extra_server_names": ["lb.example.org", "lb2.example.org { }"],
     "nginx_http_port": "80;",
     "nginx_https_port": "443\nlisten 9999",
     "nginx_https_redirect_port": "8443 }",
@@ -33,7 +34,7 @@ HOSTILE = {
     "nginx_hsts_max_age": "1; preload",
     "nginx_tls_protocols": "TLSv1.2; ssl_stapling on",
     "nginx_tls_ciphers": "HIGH}",
-    "nginx_app_socket": "/run/forum/app.sock fail_timeout=0; }",
+    "nginx_upstream_socket": "/run/forum/app.sock fail_timeout=0; }",
     "nginx_static_root": "/srv/forum/static\n",
     "nginx_static_expires_versioned": "365d;",
     "nginx_static_expires": "$arg_x",
@@ -44,6 +45,7 @@ HOSTILE = {
     "forum_server": "gunicorn\n",
     "forum_root": "/srv/forum\nExecStartPre=/bin/true",
     "forum_socket": "/run/forum/app.sock;",
+    "forum_socket_user": "www-data\nExecStartPre=/bin/sh",
     "forum_user": "forum\"",
     "forum_group": "forum'",
     "forum_workers": "3\nExecStartPre=/bin/sh",
@@ -72,8 +74,10 @@ HOSTILE_LB = {
     "loadbalancer_read_timeout": "15\"",
     "loadbalancer_client_timeout": "15'",
     "loadbalancer_client_max_body_size": "2m; }",
-    # The nginx settings it renders are checked with it.
-    "nginx_server_names": ["lb.example.org { }"],
+    "loadbalancer_backends": ["10.0.0.11", "10.0.0.12 down; server 10.9.9.9"],
+    "loadbalancer_server_names": ["lb.example.org { }"],
+    "loadbalancer_https_port": "443 ssl; listen 9999",
+    "loadbalancer_tls_ciphers": "HIGH}",
 }
 
 
@@ -131,6 +135,6 @@ def test_every_hostile_load_balancer_setting_is_named():
     result = run_playbook("molecule/web/check-loadbalancer.yml", "-e", json.dumps(HOSTILE_LB))
     assert result.returncode != 0
     for name, value in HOSTILE_LB.items():
-        shown = json.dumps(value if isinstance(value, list) else value)
+        shown = json.dumps([value[-1]] if isinstance(value, list) else value)
         assert f"{name} = {shown} is wrong" in result.stdout, (name, result.stdout[-4000:])
     assert recap(result.stdout)["localhost"]["changed"] == 0
