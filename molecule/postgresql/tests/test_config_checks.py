@@ -3,7 +3,7 @@ every file the role manages as it was, and the server still starts. A
 re-run repairs what a failure left on disk, even with the server down."""
 import json
 
-from conftest import playbook
+from conftest import converge
 from testlib import recap
 
 # Everything the role writes (settings, pg_hba, cluster creation settings,
@@ -34,16 +34,16 @@ HOSTILE = {
     "postgresql_backup_randomized_delay": "15min%n",
     "postgresql_listen_addresses": ["localhost", "0.0.0.0'; DROP"],
     "postgresql_settings": {"log_line_prefix\n": "x", "include": "/etc/shadow", "work_mem": "4MB\nport = 1"},
-    # The web host's address, written into pg_hba.conf as <address>/32.
-    "private_address": "172.29.30.11/0",
+    # A client's address, written into pg_hba.conf as <address>/32.
+    "postgresql_client_addresses": ["172.29.30.13", "172.29.30.13/0"],
 }
 NAMED = [(name, value) for name, value in HOSTILE.items()
-         if name not in ("postgresql_listen_addresses", "postgresql_settings", "private_address")] + [
+         if name not in ("postgresql_listen_addresses", "postgresql_settings", "postgresql_client_addresses")] + [
     ("postgresql_listen_addresses[1]", "0.0.0.0'; DROP"),
     ("postgresql_settings key", "log_line_prefix\n"),
     ("postgresql_settings key", "include"),
     ("postgresql_settings.work_mem", "4MB\nport = 1"),
-    ("client host pg-web (its private_address)", "172.29.30.11/0"),
+    ("postgresql_client_addresses[1]", "172.29.30.13/0"),
 ]
 
 
@@ -63,14 +63,15 @@ def failure_messages(output):
 
 
 def version(db):
-    return int(db.sql("show server_version_num")) // 10000
+    return db.version()
 
 
-def test_a_setting_postgresql_rejects_is_named_and_nothing_changes(dbs, web, app_password):
+def test_a_setting_postgresql_rejects_is_named_and_nothing_changes(pairs, app_password):
+    dbs = [db for db, _ in pairs]
     before = {db.name: managed_files(db) for db in dbs}
     assert all("conf.d/50-forum.conf" in files and "pg_hba.conf" in files and "postgresql-backup.timer" in files
                for files in before.values())
-    run = playbook("database.yml", "-e", json.dumps({"postgresql_settings": {"shared_buffers": "lots"}}))
+    run = converge("-e", json.dumps({"postgresql_settings": {"shared_buffers": "lots"}}))
     assert run.returncode != 0
     messages = failure_messages(run.stdout)
     for db in dbs:
@@ -81,18 +82,18 @@ def test_a_setting_postgresql_rejects_is_named_and_nothing_changes(dbs, web, app
     assert {db.name: managed_files(db) for db in dbs} == before
     # What is on disk is what the server starts with: a restart works, and
     # the app logs in afterwards.
-    for db in dbs:
+    for db, client in pairs:
         pid = db.postmaster_pid()
         with db.host.sudo():
             db.host.check_output(f"systemctl restart postgresql@{version(db)}-main")
         assert db.postmaster_pid() != pid
-        login = web.app_sql(db.address, "select 1", app_password)
+        login = client.app_sql(db.address, "select 1", app_password)
         assert login.rc == 0 and login.stdout.strip() == "1", (db.name, login.stderr)
 
 
 def test_hostile_values_are_all_named_before_any_change(dbs):
     before = {db.name: managed_files(db) for db in dbs}
-    run = playbook("database.yml", "-e", json.dumps(HOSTILE))
+    run = converge("-e", json.dumps(HOSTILE))
     assert run.returncode != 0
     messages = failure_messages(run.stdout)
     expected = [f"{name}: {json.dumps(value)} is not allowed" for name, value in NAMED]
@@ -105,7 +106,7 @@ def test_hostile_values_are_all_named_before_any_change(dbs):
     assert {db.name: managed_files(db) for db in dbs} == before
 
 
-def test_a_rerun_repairs_a_broken_settings_file_while_the_server_is_down(primary, web, app_password):
+def test_a_rerun_repairs_a_broken_settings_file_while_the_server_is_down(primary, dbs, app_password):
     v = version(primary)
     settings = f"/etc/postgresql/{v}/main/conf.d/50-forum.conf"
     with primary.host.sudo():
@@ -114,10 +115,23 @@ def test_a_rerun_repairs_a_broken_settings_file_while_the_server_is_down(primary
         primary.host.check_output(f"echo \"shared_buffers = 'lots'\" >> {settings}")
         primary.host.check_output(f"systemctl stop postgresql@{v}-main")
         assert primary.host.run(f"systemctl start postgresql@{v}-main").rc != 0
-    run = playbook("database.yml", "--limit", primary.name)
+    run = converge("--limit", primary.name)
     assert run.returncode == 0, run.stdout[-3000:]
     with primary.host.sudo():
         assert primary.host.check_output(f"sha256sum {settings}") == good
         assert primary.host.service(f"postgresql@{v}-main").is_running
-    login = web.app_sql(primary.address, "select 1", app_password)
+    login = dbs[1].app_sql(primary.address, "select 1", app_password)
     assert login.rc == 0 and login.stdout.strip() == "1", login.stderr
+
+
+def test_a_client_network_instead_of_an_address_is_refused_before_any_change(primary):
+    hba = f"/etc/postgresql/{version(primary)}/main/pg_hba.conf"
+    with primary.host.sudo():
+        before = primary.host.check_output(f"sha256sum {hba}")
+    run = converge("--limit", primary.name, "-e", json.dumps({"postgresql_client_addresses": ["172.29.30.0/24"]}))
+    assert run.returncode != 0
+    message = failure_messages(run.stdout).get(primary.name, "")
+    assert message.startswith('postgresql_client_addresses[0]: "172.29.30.0/24" is not allowed; it must be '), message
+    assert recap(run.stdout)[primary.name]["changed"] == 0
+    with primary.host.sudo():
+        assert primary.host.check_output(f"sha256sum {hba}") == before
