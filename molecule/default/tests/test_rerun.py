@@ -21,8 +21,11 @@ def site(*extra):
 
 def roles_that_ran(output):
     """The role names of every task header in a run's output, but for the
-    argument checks Ansible runs for every role whatever the tags."""
-    return set(re.findall(r"^TASK \[([a-z0-9_]+) : (?!Validating arguments against arg spec)", output, re.MULTILINE))
+    argument checks Ansible runs for every role whatever the tags. A
+    collection's role prints as its FQCN (bulwark.hardening.sshd): the name
+    counted is its last part."""
+    return set(re.findall(r"^TASK \[(?:[a-z0-9_]+\.[a-z0-9_]+\.)?([a-z0-9_]+) : (?!Validating arguments against arg spec)",
+                          output, re.MULTILINE))
 
 
 def test_check_mode_on_the_converged_stack_reports_no_change(all_nodes):

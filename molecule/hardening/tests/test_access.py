@@ -27,9 +27,9 @@ MANAGED = [
     "/etc/ufw/ufw.conf",
     "/etc/default/ufw",
     "/etc/fail2ban/jail.local",
-    "/etc/sysctl.d/90-forum-stack.conf",
+    "/etc/sysctl.d/90-bulwark.conf",
     "/etc/apt/apt.conf.d/20auto-upgrades",
-    "/etc/apt/apt.conf.d/52forum-stack-unattended",
+    "/etc/apt/apt.conf.d/52bulwark-unattended",
     "/etc/issue.net",
     "/etc/login.defs",
 ]
@@ -91,7 +91,8 @@ HOSTILE = {
     "fail2ban_ignoreip": ["0.0.0.0/0 ::/0"],
     "fail2ban_findtime": "10m\n[sshd]",
     "firewall_rules": [{"port": 9100, "from": "any to any port 22", "comment": "x' y"}],
-    "firewall_comment_prefix": "forum-stack firewall:'",
+    "firewall_comment_prefix": "bulwark firewall:'",
+    "firewall_legacy_comment_prefixes": ["old"],
     "firewall_ssh_unlimited_sources": ["0.0.0.0/0\n"],
     "users_deploy_name": "deploy\nroot",
     "users_ssh_group": "ssh-users,root",
@@ -101,7 +102,8 @@ HOSTILE = {
     "base_timezone": "Etc/UTC;id",
     "base_debian_mirror": "http://deb.debian.org/debian-security bookworm main\ndeb http://evil.example",
     "base_unattended_reboot_time": "03:30\nUnattended-Upgrade::Mail \"x\";",
-    "base_state_dir": "/var/lib/forum stack",
+    "base_state_dir": "/var/lib/bulwark state",
+    "base_obsolete_paths": ["/etc/../etc"],
     "base_extra_packages": ["vim; rm -rf /"],
     "base_banner": "Authorised access only\u001b[2J",
 }
@@ -109,10 +111,12 @@ NAMED = [
     "sshd_allow_groups", "sshd_allow_users", "sshd_deploy_user", "sshd_ciphers", "sshd_macs",
     "sshd_kex_algorithms", "sshd_host_key_algorithms", "sshd_banner", "fail2ban_ignoreip",
     "fail2ban_findtime", "firewall_rules[].from", "firewall_rules[].comment", "firewall_comment_prefix",
+    "firewall_legacy_comment_prefixes",
     "firewall_ssh_unlimited_sources", "users_deploy_name", "users_ssh_group",
     "base_sysctl / base_sysctl_extra (keys)", "base_sysctl / base_sysctl_extra (values)",
     "base_blacklisted_modules", "base_ntp_servers", "base_timezone", "base_debian_mirror",
-    "base_unattended_reboot_time", "base_state_dir", "base_packages / base_extra_packages", "base_banner",
+    "base_unattended_reboot_time", "base_state_dir", "base_obsolete_paths", "base_packages / base_extra_packages",
+    "base_banner",
 ]
 
 

@@ -217,6 +217,30 @@ def test_broken_inventory_fails_before_any_change(case, all_nodes):
         assert login.returncode == 0, login.stderr
 
 
+# --- hosts hardened before the roles were a collection ---------------------------
+
+
+def test_a_host_hardened_under_the_old_names_is_taken_over(all_nodes):
+    # Back then base's files were named forum-stack and the firewall's rules
+    # carried "forum-stack firewall:". playbooks/group_vars/all/hardening.yml
+    # hands those names to the roles: one run removes the old file and
+    # replaces the old rule (8081, which the inventory does not ask for).
+    old_file = "/etc/sysctl.d/90-forum-stack.conf"
+    for node in all_nodes:
+        with node.host.sudo():
+            node.host.check_output(f"cp /etc/sysctl.d/90-bulwark.conf {old_file}")
+            node.host.check_output("ufw allow 8081/tcp comment 'forum-stack firewall: 8081/tcp from any'")
+    result = run_harden()
+    assert result.returncode == 0, result.stdout[-3000:]
+    for node in all_nodes:
+        with node.host.sudo():
+            assert not node.host.file(old_file).exists, node.name
+            added = node.host.check_output("ufw show added")
+        assert "forum-stack" not in added and "8081" not in added, (node.name, added)
+        assert "'bulwark firewall: ssh 22/tcp'" in added, (node.name, added)
+        assert not _reachable(node.address, 8081)
+
+
 def test_check_mode_on_the_converged_hosts_reports_no_change():
     result = run_harden("--check", "--diff")
     assert result.returncode == 0, result.stdout[-3000:]
