@@ -5,6 +5,8 @@ setting is refused before any change."""
 import collections
 import http.client
 import json
+import socket
+import ssl
 
 import pytest
 
@@ -28,6 +30,16 @@ def backends_answering(lb, count=REQUESTS):
 
 def test_check_mode_on_the_converged_host_reports_no_change():
     assert_check_mode_reports_no_change()
+
+
+def test_https_offers_http2(lb):
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection((lb.address, 443), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=lb.address) as tls:
+            assert tls.selected_alpn_protocol() == "h2"
 
 
 def test_requests_spread_over_both_backends(lb):

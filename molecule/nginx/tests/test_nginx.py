@@ -45,7 +45,6 @@ def test_tls_is_1_2_or_newer(web):
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
-@pytest.mark.xfail(strict=True, reason="the nginx role does not enable HTTP/2 yet (reported to S)")
 def test_https_offers_http2(web):
     context = tls_context()
     context.set_alpn_protocols(["h2", "http/1.1"])
