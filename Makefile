@@ -12,14 +12,15 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export ANSIBLE_FORCE_COLOR ?= $(if $(CI),0,1)
 LAB_URL := https://127.0.0.1:$(or $(LAB_HTTPS_PORT),8443)/
 SCENARIO ?= default
-# Every Molecule scenario `make test` runs. Lanes take the next one from
-# the list as they finish; this order packs two lanes evenly (last CI run:
-# scaleout ~23 + hardening ~13 + postgresql ~6.5 min beside default ~23 +
-# web ~18 min), where longest-first left postgresql alone at the end.
-SCENARIOS ?= scaleout default hardening web postgresql
-# Scenarios run side by side: each waits mostly on apt and SSH, so two lanes
-# on two cores finish well before one.
-MOLECULE_LANES ?= 2
+# Every Molecule scenario `make test` runs: the whole-stack ones (what
+# crosses roles), the two-host hardening one, then one per role (single
+# small hosts) and the collection's. Lanes take the next one from the list
+# as they finish: longest first, the short per-role scenarios fill the
+# lanes at the end.
+SCENARIOS ?= scaleout default web hardening postgresql collection sshd forum nginx base users firewall fail2ban loadbalancer
+# Scenarios run side by side: each waits mostly on apt and SSH; with the
+# short per-role scenarios, three lanes keep two cores busy.
+MOLECULE_LANES ?= 3
 
 .PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app clean
 
