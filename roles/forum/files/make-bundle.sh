@@ -20,8 +20,14 @@ git add -A
 git commit -q -m "forum release" --no-gpg-sign
 sha=$(git rev-parse HEAD)
 bundle="$out/forum-$sha.bundle"
+# Written under a name of its own, then renamed: runs side by side (several
+# web hosts under the free strategy, where run_once is not once) each write
+# their own copy, and the bundle in place is always whole.
 if [ ! -s "$bundle" ]; then
-  git bundle create --quiet "$bundle.tmp" main
-  mv -f "$bundle.tmp" "$bundle"
+  git bundle create --quiet "$work/release.bundle" main
+  tmp=$(mktemp "$out/.forum-$sha.XXXXXX")
+  cp "$work/release.bundle" "$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$bundle"
 fi
 printf '{"commit": "%s", "bundle": "%s"}\n' "$sha" "$bundle"
