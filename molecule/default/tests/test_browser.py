@@ -66,8 +66,18 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    from selenium.common.exceptions import SessionNotCreatedException
+
     profile = tempfile.mkdtemp(prefix="forum-browser-")
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=chromium_options(profile))
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=chromium_options(profile))
+    except SessionNotCreatedException as error:
+        # Chromium that did not come up in chromedriver's time on a busy
+        # machine ("DevToolsActivePort file doesn't exist") gets one more go.
+        print(f"Chromium did not start ({str(error).splitlines()[0]}); once more")
+        shutil.rmtree(profile, ignore_errors=True)
+        profile = tempfile.mkdtemp(prefix="forum-browser-")
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=chromium_options(profile))
     driver.set_page_load_timeout(WAIT_SECONDS)
     try:
         yield driver
