@@ -10,6 +10,7 @@ import http.client
 import os
 import pathlib
 import re
+import socket
 import ssl
 import subprocess
 
@@ -100,6 +101,15 @@ def tls_context():
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def negotiated_alpn(address, port=443, offered=("h2", "http/1.1")):
+    """The application protocol the server picks by ALPN from `offered`."""
+    context = tls_context()
+    context.set_alpn_protocols(list(offered))
+    with socket.create_connection((address, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=address) as tls:
+            return tls.selected_alpn_protocol()
 
 
 def request(address, path="/", scheme="https", host=None, headers=None, timeout=10):

@@ -5,12 +5,10 @@ setting is refused before any change."""
 import collections
 import http.client
 import json
-import socket
-import ssl
 
 import pytest
 
-from testlib import (assert_check_mode_reports_no_change, recap, request, run_playbook,
+from testlib import (assert_check_mode_reports_no_change, negotiated_alpn, recap, request, run_playbook,
                      scenario_converge_playbook)
 
 VHOST = "/etc/nginx/sites-available/forum-lb.conf"
@@ -33,13 +31,7 @@ def test_check_mode_on_the_converged_host_reports_no_change():
 
 
 def test_https_offers_http2(lb):
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((lb.address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=lb.address) as tls:
-            assert tls.selected_alpn_protocol() == "h2"
+    assert negotiated_alpn(lb.address) == "h2"
 
 
 def test_requests_spread_over_both_backends(lb):

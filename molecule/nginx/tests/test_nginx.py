@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from testlib import (assert_check_mode_reports_no_change, recap, request, run_playbook,
+from testlib import (assert_check_mode_reports_no_change, negotiated_alpn, recap, request, run_playbook,
                      scenario_converge_playbook, tls_context)
 
 VHOST = "/etc/nginx/sites-available/forum.conf"
@@ -46,11 +46,7 @@ def test_tls_is_1_2_or_newer(web):
 
 
 def test_https_offers_http2(web):
-    context = tls_context()
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((web.address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=web.address) as tls:
-            assert tls.selected_alpn_protocol() == "h2"
+    assert negotiated_alpn(web.address) == "h2"
 
 
 def test_security_headers(web):

@@ -6,7 +6,6 @@ import http.client
 import shlex
 import shutil
 import socket
-import ssl
 import subprocess
 import sys
 import uuid
@@ -16,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
-from testlib import REPO, request  # noqa: E402  (the scenario conftest put it on sys.path)
+from testlib import REPO, negotiated_alpn, request  # noqa: E402  (the scenario conftest put it on sys.path)
 
 APP_ROOT = "/srv/forum"
 
@@ -38,13 +37,7 @@ def test_https_serves_the_forum(web):
 def test_https_offers_http2(web):
     """HTTP/2 by ALPN on both nginx generations: Debian 12's 1.22 takes it
     as a listen flag, Debian 13's 1.26 as `http2 on;`."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.set_alpn_protocols(["h2", "http/1.1"])
-    with socket.create_connection((web.address, 443), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname=web.address) as tls:
-            assert tls.selected_alpn_protocol() == "h2"
+    assert negotiated_alpn(web.address) == "h2"
 
 
 def test_http_redirects_to_https(web):
