@@ -7,7 +7,7 @@ from typing import Any, Mapping
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from .config import ConfigError, load_config
+from .config import DEV_SECRET_KEY, ConfigError, load_config
 
 __version__ = "0.1.0"
 __all__ = ["create_app", "ConfigError", "__version__"]
@@ -44,8 +44,23 @@ def create_app(config_overrides: Mapping[str, Any] | None = None) -> Flask:
     engine_options.update(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options
 
+    if not app.config.get("SECRET_KEY"):
+        if not app.config.get("TESTING"):
+            raise ConfigError(
+                "No SECRET_KEY: set SECRET_KEY to a long random value of your own "
+                "(production: FORUM_ENV=production with SECRET_KEY and DATABASE_URL), or set "
+                "FORUM_ENV=development explicitly to run with the public development key")
+        app.config["SECRET_KEY"] = DEV_SECRET_KEY
+    if app.config.get("FORUM_ENV") == "production" and app.config["SECRET_KEY"] == DEV_SECRET_KEY:
+        raise ConfigError("FORUM_ENV=production but SECRET_KEY is the public development key: "
+                          "set SECRET_KEY to a random value of your own")
+
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
 
+    from . import hygiene
+
+    hygiene.init_url_converters(app)
+    hygiene.init_app(app)
     _init_extensions(app)
     _register_blueprints(app)
     _register_template_helpers(app)

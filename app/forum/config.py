@@ -58,6 +58,7 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     falls back to SQLite in the instance folder).
     """
     env = os.environ if env is None else env
+    explicit_env = bool((env.get("FORUM_ENV") or "").strip())
     forum_env = (env.get("FORUM_ENV") or "development").strip().lower()
     if forum_env not in ("production", "development"):
         raise ConfigError(
@@ -84,7 +85,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "FORUM_ENV": forum_env,
         "FORUM_RELEASE": env.get("FORUM_RELEASE") or "dev",
-        "SECRET_KEY": secret_key or DEV_SECRET_KEY,
+        # The public development key only with an explicit FORUM_ENV=development;
+        # otherwise None, and create_app refuses to start (unless TESTING).
+        "SECRET_KEY": secret_key or (DEV_SECRET_KEY if explicit_env and not production else None),
         "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
         "SESSION_COOKIE_SECURE": secure,
         "SESSION_COOKIE_HTTPONLY": True,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
@@ -26,7 +26,9 @@ MESSAGES = {
     403: "You are not allowed to do that.",
     404: "There is nothing here.",
     405: "That method is not allowed for this address.",
-    413: "What you sent is too large.",
+    413: "What you sent is larger than the limit of {limit}. Nothing was saved. Your text is not "
+         "lost: use your browser's Back button to return to the form, where it is still filled in, "
+         "shorten it (a post may have up to 50,000 characters) and send it again.",
     429: "You are doing that too often. Please wait a moment and try again.",
     500: "Something went wrong on our side.",
     503: "The forum is temporarily unavailable. Please try again in a minute.",
@@ -58,7 +60,20 @@ def register_error_handlers(app: Flask) -> None:
             message = exc.description
         if code == 400 and "CSRF" in (exc.description or ""):
             message = "Your form expired or is missing its security token. Reload the page and try again."
+        if code == 413 and message is None:
+            limit = app.config.get("MAX_CONTENT_LENGTH") or 0
+            message = MESSAGES[413].format(limit=f"{limit // 1024} KiB ({limit:,} bytes)")
         return render_error(code, message)
+
+    @app.errorhandler(DataError)
+    def _data_error(exc: DataError):
+        # A value the database refuses (out of range, invalid text): the client's fault.
+        app.logger.warning("database refused a value: %s", str(exc.orig).splitlines()[0] if exc.orig else exc)
+        try:
+            db.session.rollback()
+        except Exception:  # pragma: no cover
+            pass
+        return render_error(400, "The request contains a value the forum cannot store or look up.")
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

@@ -1,7 +1,8 @@
 """WTForms forms (CSRF protected through Flask-WTF)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
+from .hygiene import HygienicForm as FlaskForm  # FlaskForm + control-character check
+from .hygiene import NoSpoofing, nfkc
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -19,7 +20,7 @@ EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
 class LoginForm(FlaskForm):
-    username = StringField("Username", validators=[DataRequired(), Length(max=40)])
+    username = StringField("Username", filters=[nfkc], validators=[DataRequired(), Length(max=40)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
     remember = BooleanField("Remember me")
     next = HiddenField()
@@ -29,8 +30,10 @@ class LoginForm(FlaskForm):
 class RegisterForm(FlaskForm):
     username = StringField(
         "Username",
+        filters=[nfkc],
         validators=[
             DataRequired(),
+            NoSpoofing(),
             Length(min=3, max=30),
             Regexp(USERNAME_RE, message="Letters, digits, '.', '_' and '-' only."),
         ],
@@ -47,7 +50,7 @@ class RegisterForm(FlaskForm):
 
 
 class TopicForm(FlaskForm):
-    title = StringField("Title", validators=[DataRequired(), Length(min=3, max=200)])
+    title = StringField("Title", validators=[DataRequired(), NoSpoofing(), Length(min=3, max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
     submit = SubmitField("Create topic")
 
@@ -59,7 +62,7 @@ class PostForm(FlaskForm):
 
 class EditPostForm(FlaskForm):
     # Only shown (and only required) when editing the opening post of a topic.
-    title = StringField("Title", validators=[Optional(), Length(min=3, max=200)])
+    title = StringField("Title", validators=[Optional(), NoSpoofing(), Length(min=3, max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
     submit = SubmitField("Save")
 
@@ -81,9 +84,10 @@ class ChangePasswordForm(FlaskForm):
 
 
 class BoardForm(FlaskForm):
-    name = StringField("Name", validators=[DataRequired(), Length(min=1, max=120)])
+    name = StringField("Name", filters=[nfkc], validators=[DataRequired(), NoSpoofing(), Length(min=1, max=120)])
     slug = StringField(
         "URL slug",
+        filters=[nfkc],
         description="Letters, digits and '-'; derived from the name when empty.",
         validators=[Optional(), Length(max=80), Regexp(r"^[a-z0-9-]*$", message="Lower-case letters, digits and '-' only.")],
     )

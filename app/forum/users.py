@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
 from .extensions import db
+from .hygiene import nfkc
 from .forms import ActionForm
 from .models import ROLES, Post, Topic, User
 from .utils import get_page, moderator_required
@@ -15,6 +16,7 @@ bp = Blueprint("users", __name__)
 
 
 def _get_user(username: str) -> User:
+    username = nfkc(username)
     user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
     if user is None:
         abort(404)

@@ -87,6 +87,7 @@ def test_config_defaults_and_validation():
     assert cfg["DATABASE_URL"] is None
     assert cfg["SESSION_COOKIE_SECURE"] is False
     assert cfg["FORUM_RELEASE"] == "dev"
+    assert cfg["SECRET_KEY"] is None  # no public key unless FORUM_ENV=development is explicit
     assert load_config({"DATABASE_URL": "postgresql://u:p@h/db"})["DATABASE_URL"] == "postgresql+psycopg://u:p@h/db"
     with pytest.raises(ConfigError, match="FORUM_ENV"):
         load_config({"FORUM_ENV": "staging"})

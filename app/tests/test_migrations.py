@@ -17,7 +17,8 @@ def run_flask(args, db_url, **extra_env):
     for key, value in extra_env.items():
         os.environ[key] = value
     try:
-        app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "FORUM_AUTO_SCHEMA": False})
+        app = create_app({"SQLALCHEMY_DATABASE_URI": db_url, "FORUM_AUTO_SCHEMA": False,
+                          "SECRET_KEY": "migration-test-key"})
         result = app.test_cli_runner().invoke(args=list(args))
     finally:
         for key in extra_env:
@@ -33,6 +34,7 @@ def run_flask(args, db_url, **extra_env):
 def run_flask_subprocess(args, db_url, **extra_env):
     """The real ``flask --app wsgi`` command line, as the deploy role runs it."""
     extra_env.setdefault("FORUM_PAGE_CACHE_SECONDS", "0")
+    extra_env.setdefault("FORUM_ENV", "development")  # explicit: no SECRET_KEY of its own
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FORUM_", "DATABASE_URL", "SECRET_KEY"))}
     env["DATABASE_URL"] = db_url
     env.update(extra_env)
@@ -117,7 +119,8 @@ def test_models_match_migrations(tmp_path):
     from forum import MIGRATIONS_DIR, create_app
     from forum.extensions import db
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'cmp.db'}", "FORUM_AUTO_SCHEMA": False})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'cmp.db'}", "FORUM_AUTO_SCHEMA": False,
+                      "SECRET_KEY": "migration-test-key"})
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR)
         with db.engine.connect() as conn:
