@@ -77,7 +77,10 @@ def new_topic(slug: str):
 @bp.get("/t/<int:topic_id>")
 @cached_page
 def topic(topic_id: int):
-    topic = _get_topic(topic_id)
+    return _render_topic(_get_topic(topic_id), get_page())
+
+
+def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
     stmt = (
         select(Post)
         .where(Post.topic_id == topic.id)
@@ -85,7 +88,7 @@ def topic(topic_id: int):
         .order_by(Post.id)
     )
     posts = db.paginate(
-        stmt, page=get_page(), per_page=current_app.config["POSTS_PER_PAGE"], error_out=False,
+        stmt, page=page, per_page=current_app.config["POSTS_PER_PAGE"], error_out=False,
         count=False,
     )
     posts.total = topic.reply_count + 1  # denormalised: no COUNT(*) per page view
@@ -94,7 +97,7 @@ def topic(topic_id: int):
     # which anonymous readers (and the page cache) do not need.
     form = move_form = None
     if current_user.is_authenticated:
-        form = PostForm()
+        form = reply_form or PostForm()
         if current_user.is_moderator:
             move_form = _move_form(topic)
     return render_template(
@@ -132,9 +135,10 @@ def reply(topic_id: int):
         post = services.create_reply(topic, current_user, form.body.data)
         db.session.commit()
         return redirect(_post_url(post))
-    for error in form.body.errors:
-        flash(f"Reply not posted: {error}", "error")
-    return redirect(url_for("topics.topic", topic_id=topic.id))
+    # Not posted: show the topic's last page with the form still holding the text.
+    flash("Reply not posted: see the message under the text box.", "error")
+    last_page = topic.reply_count // current_app.config["POSTS_PER_PAGE"] + 1
+    return _render_topic(topic, last_page, reply_form=form), 400
 
 
 @bp.get("/p/<int:post_id>")

@@ -112,3 +112,20 @@ def test_production_refuses_public_key(monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'p.db'}")
     with pytest.raises(ConfigError, match="SECRET_KEY"):
         create_app()
+
+
+def test_too_long_reply_keeps_the_text(app, client):
+    create_board(app)
+    create_user(app)
+    login(client)
+    resp = client.post("/b/general/new", data={"title": "Long", "body": "first"})
+    topic_id = int(resp.headers["Location"].rsplit("/", 1)[1])
+    text = "keep me " + "y" * 50001
+    resp = client.post(f"/t/{topic_id}/reply", data={"body": text})
+    assert resp.status_code == 400
+    html = resp.get_data(as_text=True)
+    assert text in html and "50000" in html
+    resp = client.post(f"/t/{topic_id}/reply", data={"body": "nul\x00 reply"})
+    assert resp.status_code == 400 and "nul reply" in resp.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.query(Post).count() == 1
