@@ -67,7 +67,10 @@ def test_ban_and_unban(app, client):
     logout(client)
 
     login(client, "mod", "mod-password")
-    assert client.post("/u/alice/ban").status_code == 302  # toggles back: unban
+    assert client.post("/u/alice/ban").status_code == 302  # a second ban is no unban
+    with app.app_context():
+        assert db.session.scalar(db.select(User.is_banned).where(User.username == "alice")) is True
+    assert client.post("/u/alice/unban").status_code == 302
     logout(client)
     login(client)
     assert client.post(f"/t/{topic_id}/reply", data={"body": "after unban"}).status_code == 302
