@@ -425,3 +425,32 @@ def test_recount_leaves_deleted_content_out(app, client):
         recount_all()
         db.session.commit()
     assert counters() == kept_counters
+
+
+def test_board_listing_still_walks_its_index_without_deleted_topics(new_db_url, backend):
+    """Hiding deleted topics costs the board page no sort: is_deleted sits in the index."""
+    from sqlalchemy import create_engine, text
+
+    from .test_migrations import run_flask
+
+    url = new_db_url()
+    run_flask(["db", "upgrade"], url)
+    run_flask(["forum", "ensure-board", "General", "--description", "d"], url)
+    run_flask(["forum", "demo-data", "--topics", "300", "--replies", "1"], url)
+    listing = ("SELECT id FROM topics WHERE board_id = 1 AND is_deleted = {false} "
+               "ORDER BY is_pinned DESC, last_post_at DESC, id DESC LIMIT 50 OFFSET 100")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                conn.execute(text("ANALYZE topics"))
+                plan = "\n".join(conn.scalars(text("EXPLAIN " + listing.format(false="false"))))
+                assert "Index Only Scan" in plan and "ix_topics_board_listing" in plan, plan
+                assert "Sort" not in plan and "Filter" not in plan, plan
+            else:
+                rows = conn.execute(text("EXPLAIN QUERY PLAN " + listing.format(false="0"))).all()
+                plan = "\n".join(str(r[-1]) for r in rows)
+                assert "COVERING INDEX ix_topics_board_listing (board_id=? AND is_deleted=?)" in plan, plan
+                assert "B-TREE" not in plan, plan
+    finally:
+        engine.dispose()
