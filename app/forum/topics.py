@@ -178,10 +178,10 @@ def edit_post(post_id: int):
     return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post)
 
 
-def _confirm(heading: str, message: str, label: str, cancel_url: str, form: ConfirmForm):
+def _confirm(heading: str, message: str, label: str, cancel_url: str, form: ConfirmForm, status: int):
     """The confirmation page of a destructive action: a POST form back to this URL."""
     return render_template("confirm.html", heading=heading, message=message, confirm_label=label,
-                           cancel_url=cancel_url, form=form)
+                           cancel_url=cancel_url, form=form), status
 
 
 @bp.route("/p/<int:post_id>/delete", methods=["GET", "POST"])
@@ -201,12 +201,12 @@ def delete_post(post_id: int):
         return redirect(url_for("topics.topic", topic_id=topic.id))
     form = ConfirmForm()
     if not form.validate_on_submit():
-        if request.method == "POST":
-            abort(400, description="; ".join(e for errs in form.errors.values() for e in errs))
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
         what = f"the topic {topic.title!r} with all its posts" if is_opening_post else "this post"
         return _confirm("Delete topic" if is_opening_post else "Delete post",
                         f"Delete {what}? Admins can restore it from the moderation log.",
-                        "Delete", _post_url(post), form)
+                        "Delete", _post_url(post), form, status)
     if is_opening_post:
         services.delete_topic(topic)
         services.log_action(current_user, "delete_topic", topic, form.reason.data)
@@ -272,11 +272,11 @@ def delete_topic(topic_id: int):
     topic = _get_topic(topic_id)
     form = ConfirmForm()
     if not form.validate_on_submit():
-        if request.method == "POST":
-            abort(400, description="; ".join(e for errs in form.errors.values() for e in errs))
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
         return _confirm("Delete topic", f"Delete the topic {topic.title!r} with all its posts? "
                         "Admins can restore it from the moderation log.", "Delete topic",
-                        url_for("topics.topic", topic_id=topic.id), form)
+                        url_for("topics.topic", topic_id=topic.id), form, status)
     slug = topic.board.slug
     services.delete_topic(topic)
     services.log_action(current_user, "delete_topic", topic, form.reason.data)

@@ -57,12 +57,12 @@ def ban(username: str):
     user = _user_to_moderate(username)
     form = ConfirmForm()
     if not form.validate_on_submit():
-        if request.method == "POST":
-            abort(400, description="; ".join(e for errs in form.errors.values() for e in errs))
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
         return render_template(
             "confirm.html", heading=f"Ban {user.username}", form=form, confirm_label="Ban",
             message=f"Ban {user.username}? They will be logged out everywhere and can no longer post.",
-            cancel_url=url_for("users.profile", username=user.username))
+            cancel_url=url_for("users.profile", username=user.username)), status
     if user.is_banned:
         flash(f"{user.username} is already banned.", "info")
     else:

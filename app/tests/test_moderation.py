@@ -454,3 +454,18 @@ def test_board_listing_still_walks_its_index_without_deleted_topics(new_db_url, 
                 assert "B-TREE" not in plan, plan
     finally:
         engine.dispose()
+
+
+def test_a_too_long_reason_deletes_nothing_and_says_why(app, client):
+    create_board(app)
+    create_user(app, "mod", password="mod-password", role="moderator")
+    login(client, "mod", "mod-password")
+    topic_id = new_topic(client)
+    resp = client.post(f"/t/{topic_id}/delete", data={"reason": "x" * 501})
+    page = resp.get_data(as_text=True)
+    assert resp.status_code == 400 and "longer than 500 characters" in page and 'name="reason"' in page
+    resp = client.post("/u/mod/ban", data={"reason": "x"})  # not yourself, whatever the reason
+    assert resp.status_code == 403
+    with app.app_context():
+        assert not db.session.get(Topic, topic_id).is_deleted
+        assert db.session.scalar(db.select(db.func.count(ModerationLog.id))) == 0
