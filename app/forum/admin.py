@@ -7,10 +7,11 @@ from typing import Any, Callable
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
+from sqlalchemy.orm import joinedload
 
 from .extensions import db
 from .forms import ActionForm, BoardForm
-from .models import ROLES, Board, User
+from .models import ROLES, Board, ModerationLog, Post, Topic, User
 from .utils import get_page, slugify
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -87,8 +88,9 @@ def edit_board(board_id: int):
 @admin_required
 def delete_board(board_id: int):
     board = db.session.get(Board, board_id) or abort(404)
-    if board.topic_count:
-        flash("Only empty boards can be deleted: move or delete its topics first.", "error")
+    # Deleted topics count here: they can still be restored (see the moderation log).
+    if db.session.scalar(select(func.count(Topic.id)).where(Topic.board_id == board.id)):
+        flash("Only empty boards can be deleted: move its topics (deleted ones too) first.", "error")
     else:
         db.session.delete(board)
         db.session.commit()
@@ -102,3 +104,19 @@ def users():
     stmt = select(User).order_by(User.role != "admin", User.role != "moderator", User.username)
     page = db.paginate(stmt, page=get_page(), per_page=50, error_out=False)
     return render_template("admin/users.html", users=page, roles=ROLES)
+
+
+@bp.get("/log")
+@admin_required
+def moderation_log():
+    """Who did what, newest first; deletes that still stand can be undone from here."""
+    stmt = select(ModerationLog).options(joinedload(ModerationLog.actor)).order_by(ModerationLog.id.desc())
+    page = db.paginate(stmt, page=get_page(), per_page=50, error_out=False)
+    ids = {kind: {e.target_id for e in page.items if e.target_type == kind} for kind in ("topic", "post")}
+    deleted = {
+        "topic": set(db.session.scalars(
+            select(Topic.id).where(Topic.id.in_(ids["topic"]), Topic.is_deleted))) if ids["topic"] else set(),
+        "post": set(db.session.scalars(
+            select(Post.id).where(Post.id.in_(ids["post"]), Post.is_deleted))) if ids["post"] else set(),
+    }
+    return render_template("admin/log.html", entries=page, deleted=deleted)

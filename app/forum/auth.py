@@ -6,6 +6,7 @@ from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from . import services
 from .extensions import db, limiter
 from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm
 from .models import User
@@ -91,9 +92,24 @@ def login():
 def logout():
     form = ActionForm()
     if form.validate_on_submit():
+        # A copy of this session's cookies (or of the remember-me cookie) dies too.
+        services.revoke_sessions(current_user)
+        db.session.commit()
         logout_user()
         flash("You have been logged out.", "info")
     return redirect(url_for("boards.index"))
+
+
+@bp.post("/account/logout-everywhere")
+@login_required
+def logout_everywhere():
+    form = ActionForm()
+    if form.validate_on_submit():
+        services.revoke_sessions(current_user)
+        db.session.commit()
+        logout_user()
+        flash("You have been logged out on every device.", "info")
+    return redirect(url_for("auth.login"))
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
@@ -105,8 +121,13 @@ def change_password():
         if not current_user.check_password(form.current.data):
             form.current.errors.append("That is not your current password.")
         else:
-            current_user.set_password(form.password.data)
+            user = current_user._get_current_object()
+            user.set_password(form.password.data)
+            services.revoke_sessions(user)  # every other session and remember-me cookie ends
             db.session.commit()
+            # ... but this one goes on, under the new generation.
+            remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
+            login_user(user, remember=remember)
             flash("Your password has been changed.", "success")
             return redirect(url_for("users.profile", username=current_user.username))
     return render_template("auth/change_password.html", form=form)

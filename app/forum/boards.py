@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
-from sqlalchemy import and_, bindparam, func, select, union
+from sqlalchemy import and_, bindparam, false, func, select, union
 from sqlalchemy.orm import aliased, joinedload
 
 from .extensions import db
@@ -38,7 +38,7 @@ def _board_statements():
         listing_order = (Topic.is_pinned.desc(), Topic.last_post_at.desc(), Topic.id.desc())
         page_ids = (
             select(Topic.id)
-            .where(Topic.board_id == bindparam("board_id"))
+            .where(Topic.board_id == bindparam("board_id"), Topic.is_deleted == false())
             .order_by(*listing_order)
             .offset(bindparam("offset"))
             .limit(bindparam("limit"))
@@ -118,7 +118,8 @@ def search():
         needed = page * per_page + 1
         body_hits = (
             select(Post.id.label("id"))
-            .where(_text_match(Post.body, q))
+            .join(Topic, Post.topic_id == Topic.id)
+            .where(_text_match(Post.body, q), Post.is_deleted == false(), Topic.is_deleted == false())
             # "id + 0" keeps PostgreSQL from walking the primary key backwards hoping to
             # find matches early (pathological for rare words); it uses the GIN index.
             .order_by((Post.id + 0).desc())
@@ -129,7 +130,7 @@ def search():
         title_hits = (
             select(opening_post_id.label("id"))
             .join(Topic, Post.topic_id == Topic.id)
-            .where(_text_match(Topic.title, q))
+            .where(_text_match(Topic.title, q), Topic.is_deleted == false())
             .group_by(Post.topic_id)
             .order_by(opening_post_id.desc())
             .limit(needed)

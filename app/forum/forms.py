@@ -73,6 +73,14 @@ class ActionForm(FlaskForm):
     submit = SubmitField("Submit")
 
 
+class ConfirmForm(FlaskForm):
+    """The form of a confirmation page for a destructive action (delete, ban)."""
+
+    reason = StringField("Reason (optional, goes to the moderation log)",
+                         validators=[Optional(), Length(max=500)])
+    submit = SubmitField("Confirm")
+
+
 class ChangePasswordForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired(), Length(max=200)])
     password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)])

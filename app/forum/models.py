@@ -33,6 +33,12 @@ class User(UserMixin, db.Model):
     is_banned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     post_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Part of every session and remember-me cookie (see get_id/load_user); bumping it
+    # (password change, logout, "log out everywhere", ban) revokes all of them.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_generation}"
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
@@ -81,8 +87,9 @@ class Board(db.Model):
 class Topic(db.Model):
     __tablename__ = "topics"
     __table_args__ = (
-        # Board page: WHERE board_id = ? ORDER BY is_pinned DESC, last_post_at DESC
-        Index("ix_topics_board_listing", "board_id", "is_pinned", "last_post_at", "id"),
+        # Board page: WHERE board_id = ? AND is_deleted = false
+        #             ORDER BY is_pinned DESC, last_post_at DESC
+        Index("ix_topics_board_listing", "board_id", "is_deleted", "is_pinned", "last_post_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,6 +98,9 @@ class Topic(db.Model):
     title: Mapped[str] = mapped_column(String(200))
     is_locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     is_pinned: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Soft delete: hidden from everybody but admins, who can restore it (moderation_log).
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     reply_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_post_id: Mapped[Optional[int]] = mapped_column(Integer, nullable=True)
     last_post_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True, index=True)
@@ -122,17 +132,45 @@ class Post(db.Model):
     body_html: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     updated_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    is_deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    deleted_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
 
     topic: Mapped[Topic] = relationship(back_populates="posts")
     author: Mapped[User] = relationship()
 
 
+class ModerationLog(db.Model):
+    """Who did what to which topic, post or user, when and (optionally) why."""
+
+    __tablename__ = "moderation_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    action: Mapped[str] = mapped_column(String(30))
+    target_type: Mapped[str] = mapped_column(String(20))  # "topic", "post" or "user"
+    target_id: Mapped[int] = mapped_column(Integer)
+    # What the target was called at the time (a topic title, a username).
+    target_label: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    reason: Mapped[Optional[str]] = mapped_column(String(500), nullable=True)
+
+    actor: Mapped[User] = relationship()
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> Optional[User]:
+    """Session and remember-me ids are "<id>:<generation>"; an id from a revoked
+    generation (or the old bare "<id>" form) loads nobody: the request is anonymous."""
     try:
-        return db.session.get(User, int(user_id))
+        uid, generation = (int(part) for part in str(user_id).split(":"))
     except (TypeError, ValueError):
         return None
+    if not 0 < uid < 2**31:
+        return None
+    user = db.session.get(User, uid)
+    if user is None or user.session_generation != generation:
+        return None
+    return user
 
 
 # --- counter maintenance -------------------------------------------------------
@@ -142,7 +180,7 @@ def recount_topic(topic_id: int) -> None:
     """Recompute a topic's denormalised fields from its posts (used after deletes)."""
     stats = db.session.execute(
         select(func.count(Post.id), func.max(Post.id), func.max(Post.created_at)).where(
-            Post.topic_id == topic_id
+            Post.topic_id == topic_id, Post.is_deleted == false()
         )
     ).one()
     count, last_id, last_at = stats
@@ -156,12 +194,12 @@ def recount_topic(topic_id: int) -> None:
 def recount_board(board_id: int) -> None:
     """Recompute a board's denormalised fields (used after deletes and bulk loads)."""
     topic_count = db.session.scalar(
-        select(func.count(Topic.id)).where(Topic.board_id == board_id)
+        select(func.count(Topic.id)).where(Topic.board_id == board_id, Topic.is_deleted == false())
     )
     post_count, last_id = db.session.execute(
         select(func.count(Post.id), func.max(Post.id))
         .join(Topic, Post.topic_id == Topic.id)
-        .where(Topic.board_id == board_id)
+        .where(Topic.board_id == board_id, Topic.is_deleted == false(), Post.is_deleted == false())
     ).one()
     last_at = db.session.scalar(select(Post.created_at).where(Post.id == last_id)) if last_id else None
     db.session.execute(
@@ -176,37 +214,46 @@ def recount_board(board_id: int) -> None:
     )
 
 
-def recount_all() -> None:
-    """Recompute every counter with set-based UPDATEs (fast; for bulk loads)."""
-    post_stats = (
-        select(func.count(Post.id)).where(Post.topic_id == Topic.id).scalar_subquery()
+def recount_users(user_ids) -> None:
+    """Recompute the post counts of ``user_ids`` (visible posts in visible topics)."""
+    ids = sorted(set(user_ids))
+    if ids:
+        db.session.execute(
+            update(User).where(User.id.in_(ids)).values(post_count=_visible_posts_of_user())
+        )
+
+
+def _visible_posts_of_user():
+    return (
+        select(func.count(Post.id))
+        .join(Topic, Post.topic_id == Topic.id)
+        .where(Post.user_id == User.id, Post.is_deleted == false(), Topic.is_deleted == false())
+        .scalar_subquery()
     )
+
+
+def recount_all() -> None:
+    """Recompute every counter with set-based UPDATEs (fast; for bulk loads).
+    Soft-deleted posts and topics count nowhere."""
+    visible = (Post.topic_id == Topic.id, Post.is_deleted == false())
+    post_stats = select(func.count(Post.id)).where(*visible).scalar_subquery()
     db.session.execute(
         update(Topic).values(
             reply_count=post_stats - 1,
-            last_post_id=select(func.max(Post.id)).where(Post.topic_id == Topic.id).scalar_subquery(),
-            last_post_at=select(func.max(Post.created_at))
-            .where(Post.topic_id == Topic.id)
-            .scalar_subquery(),
+            last_post_id=select(func.max(Post.id)).where(*visible).scalar_subquery(),
+            last_post_at=select(func.max(Post.created_at)).where(*visible).scalar_subquery(),
         )
     )
     db.session.execute(update(Topic).where(Topic.reply_count < 0).values(reply_count=0))
+    in_board = (Topic.board_id == Board.id, Topic.is_deleted == false())
     db.session.execute(
         update(Board).values(
-            topic_count=select(func.count(Topic.id)).where(Topic.board_id == Board.id).scalar_subquery(),
+            topic_count=select(func.count(Topic.id)).where(*in_board).scalar_subquery(),
             post_count=select(func.coalesce(func.sum(Topic.reply_count + 1), 0))
-            .where(Topic.board_id == Board.id)
+            .where(*in_board)
             .scalar_subquery(),
-            last_post_id=select(func.max(Topic.last_post_id))
-            .where(Topic.board_id == Board.id)
-            .scalar_subquery(),
-            last_post_at=select(func.max(Topic.last_post_at))
-            .where(Topic.board_id == Board.id)
-            .scalar_subquery(),
+            last_post_id=select(func.max(Topic.last_post_id)).where(*in_board).scalar_subquery(),
+            last_post_at=select(func.max(Topic.last_post_at)).where(*in_board).scalar_subquery(),
         )
     )
-    db.session.execute(
-        update(User).values(
-            post_count=select(func.count(Post.id)).where(Post.user_id == User.id).scalar_subquery()
-        )
-    )
+    db.session.execute(update(User).values(post_count=_visible_posts_of_user()))

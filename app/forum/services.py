@@ -4,11 +4,31 @@ Every function here only adds to the current session/transaction; callers commit
 """
 from __future__ import annotations
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from .extensions import db
 from .markup import render_markdown
-from .models import Board, Post, Topic, User, recount_board, recount_topic, utcnow
+from .models import (
+    Board,
+    ModerationLog,
+    Post,
+    Topic,
+    User,
+    recount_board,
+    recount_topic,
+    recount_users,
+    utcnow,
+)
+
+
+def revoke_sessions(user: User) -> None:
+    """End every session and remember-me cookie of ``user`` (they carry the old generation)."""
+    db.session.execute(
+        update(User).where(User.id == user.id)
+        .values(session_generation=User.session_generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire(user, ["session_generation"])
 
 
 def create_topic(board: Board, author: User, title: str, body: str) -> Topic:
@@ -66,35 +86,53 @@ def edit_post(post: Post, body: str) -> None:
     post.updated_at = utcnow()
 
 
+def log_action(actor: User, action: str, target: Topic | Post | User, reason: str | None = None) -> None:
+    """One moderation_log row: ``actor`` did ``action`` to ``target``."""
+    if isinstance(target, Topic):
+        target_type, label = "topic", target.title
+    elif isinstance(target, Post):
+        target_type, label = "post", target.topic.title
+    else:
+        target_type, label = "user", target.username
+    db.session.add(ModerationLog(actor_id=actor.id, action=action, target_type=target_type,
+                                 target_id=target.id, target_label=label[:200],
+                                 reason=(reason or "").strip()[:500] or None))
+
+
 def delete_post(post: Post) -> None:
-    """Delete a reply (not the first post of a topic) and fix counters."""
-    topic_id, board_id, user_id = post.topic_id, post.topic.board_id, post.user_id
-    db.session.delete(post)
+    """Soft-delete a reply (not the first post of a topic) and fix counters."""
+    _set_post_deleted(post, True)
+
+
+def restore_post(post: Post) -> None:
+    _set_post_deleted(post, False)
+
+
+def _set_post_deleted(post: Post, deleted: bool) -> None:
+    post.is_deleted = deleted
+    post.deleted_at = utcnow() if deleted else None
     db.session.flush()
-    db.session.execute(
-        update(User).where(User.id == user_id).values(post_count=User.post_count - 1)
-    )
-    recount_topic(topic_id)
-    recount_board(board_id)
+    recount_topic(post.topic_id)
+    recount_board(post.topic.board_id)
+    recount_users([post.user_id])
 
 
 def delete_topic(topic: Topic) -> None:
-    """Delete a topic with all its posts and fix counters."""
-    board_id = topic.board_id
-    # Per-user post counts for the authors involved.
-    from sqlalchemy import func, select
+    """Soft-delete a topic (its posts go with it) and fix counters."""
+    _set_topic_deleted(topic, True)
 
-    per_user = db.session.execute(
-        select(Post.user_id, func.count(Post.id)).where(Post.topic_id == topic.id).group_by(Post.user_id)
-    ).all()
-    db.session.execute(Post.__table__.delete().where(Post.topic_id == topic.id))
-    db.session.delete(topic)
+
+def restore_topic(topic: Topic) -> None:
+    _set_topic_deleted(topic, False)
+
+
+def _set_topic_deleted(topic: Topic, deleted: bool) -> None:
+    topic.is_deleted = deleted
+    topic.deleted_at = utcnow() if deleted else None
     db.session.flush()
-    for user_id, n in per_user:
-        db.session.execute(
-            update(User).where(User.id == user_id).values(post_count=User.post_count - n)
-        )
-    recount_board(board_id)
+    authors = db.session.scalars(select(Post.user_id).where(Post.topic_id == topic.id).distinct())
+    recount_users(authors)
+    recount_board(topic.board_id)
 
 
 def move_topic(topic: Topic, target: Board) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
 from . import services
 from .extensions import db
-from .forms import EditPostForm, MoveTopicForm, PostForm, TopicForm
+from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
 from .pagecache import cached_page
 from .utils import get_page, moderator_required
@@ -21,20 +21,27 @@ def _require_can_post() -> None:
         abort(403, description="Your account is banned from posting.")
 
 
-def _get_topic(topic_id: int) -> Topic:
+def _sees_deleted() -> bool:
+    """Soft-deleted topics and posts exist only for admins (404 for everybody else)."""
+    return current_user.is_authenticated and current_user.is_admin
+
+
+def _get_topic(topic_id: int, deleted_ok: bool = False) -> Topic:
+    """The topic; a deleted one only for an admin on a page that shows it (``deleted_ok``)."""
     topic = db.session.scalar(
         select(Topic).where(Topic.id == topic_id).options(joinedload(Topic.board))
     )
-    if topic is None:
+    if topic is None or (topic.is_deleted and not (deleted_ok and _sees_deleted())):
         abort(404)
     return topic
 
 
-def _get_post(post_id: int) -> Post:
+def _get_post(post_id: int, deleted_ok: bool = False) -> Post:
     post = db.session.scalar(
         select(Post).where(Post.id == post_id).options(joinedload(Post.topic).joinedload(Topic.board))
     )
-    if post is None:
+    if post is None or ((post.is_deleted or post.topic.is_deleted)
+                        and not (deleted_ok and _sees_deleted())):
         abort(404)
     return post
 
@@ -45,9 +52,10 @@ def _first_post_id(topic_id: int) -> int | None:
 
 def _post_url(post: Post) -> str:
     per_page = current_app.config["POSTS_PER_PAGE"]
-    position = db.session.scalar(
-        select(func.count(Post.id)).where(Post.topic_id == post.topic_id, Post.id <= post.id)
-    ) or 1
+    stmt = select(func.count(Post.id)).where(Post.topic_id == post.topic_id, Post.id <= post.id)
+    if not _sees_deleted():
+        stmt = stmt.where(Post.is_deleted == false())
+    position = db.session.scalar(stmt) or 1
     page = (position - 1) // per_page + 1
     return url_for("topics.topic", topic_id=post.topic_id, page=page, _anchor=f"p{post.id}")
 
@@ -77,21 +85,27 @@ def new_topic(slug: str):
 @bp.get("/t/<int:topic_id>")
 @cached_page
 def topic(topic_id: int):
-    return _render_topic(_get_topic(topic_id), get_page())
+    return _render_topic(_get_topic(topic_id, deleted_ok=True), get_page())
 
 
 def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
+    sees_deleted = _sees_deleted()
     stmt = (
         select(Post)
         .where(Post.topic_id == topic.id)
         .options(joinedload(Post.author))
         .order_by(Post.id)
     )
+    if not sees_deleted:
+        stmt = stmt.where(Post.is_deleted == false())
     posts = db.paginate(
         stmt, page=page, per_page=current_app.config["POSTS_PER_PAGE"], error_out=False,
         count=False,
     )
-    posts.total = topic.reply_count + 1  # denormalised: no COUNT(*) per page view
+    if sees_deleted:  # admins also see deleted posts, which the counter leaves out
+        posts.total = db.session.scalar(select(func.count(Post.id)).where(Post.topic_id == topic.id))
+    else:
+        posts.total = topic.reply_count + 1  # denormalised: no COUNT(*) per page view
     first_post_id = posts.items[0].id if posts.items and posts.page == 1 else None
     # Forms only for logged-in users: building one stores a CSRF token in the session,
     # which anonymous readers (and the page cache) do not need.
@@ -168,62 +182,150 @@ def edit_post(post_id: int):
     return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post)
 
 
-@bp.post("/p/<int:post_id>/delete")
+def _confirm(heading: str, message: str, label: str, cancel_url: str, form: ConfirmForm, status: int):
+    """The confirmation page of a destructive action: a POST form back to this URL."""
+    return render_template("confirm.html", heading=heading, message=message, confirm_label=label,
+                           cancel_url=cancel_url, form=form), status
+
+
+@bp.route("/p/<int:post_id>/delete", methods=["GET", "POST"])
 @login_required
 def delete_post(post_id: int):
+    """GET asks for confirmation; POST (from that page, with its CSRF token) deletes."""
     post = _get_post(post_id)
     if not _can_edit(post):
         abort(403)
     topic = post.topic
     board_slug = topic.board.slug
-    if post.id == _first_post_id(topic.id):
-        # Deleting the opening post removes the whole topic; members may only do
-        # that while nobody has replied yet.
-        if topic.reply_count > 0 and not current_user.is_moderator:
-            flash("The first post of a topic with replies cannot be deleted.", "error")
-            return redirect(url_for("topics.topic", topic_id=topic.id))
+    is_opening_post = post.id == _first_post_id(topic.id)
+    # Deleting the opening post removes the whole topic; members may only do
+    # that while nobody has replied yet.
+    if is_opening_post and topic.reply_count > 0 and not current_user.is_moderator:
+        flash("The first post of a topic with replies cannot be deleted.", "error")
+        return redirect(url_for("topics.topic", topic_id=topic.id))
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
+        what = f"the topic {topic.title!r} with all its posts" if is_opening_post else "this post"
+        return _confirm("Delete topic" if is_opening_post else "Delete post",
+                        f"Delete {what}? Admins can restore it from the moderation log.",
+                        "Delete", _post_url(post), form, status)
+    if is_opening_post:
         services.delete_topic(topic)
+        services.log_action(current_user, "delete_topic", topic, form.reason.data)
         db.session.commit()
         flash("Topic deleted.", "info")
         return redirect(url_for("boards.board", slug=board_slug))
     services.delete_post(post)
+    services.log_action(current_user, "delete_post", post, form.reason.data)
     db.session.commit()
     flash("Post deleted.", "info")
+    return redirect(url_for("topics.topic", topic_id=topic.id))
+
+
+def _set_topic_flag(topic_id: int, flag: str, wanted: bool, action: str, done: str):
+    """Explicit states: locking a locked topic changes nothing (a double submit
+    cannot undo itself) and logs nothing."""
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    topic = _get_topic(topic_id)
+    if getattr(topic, flag) == wanted:
+        flash(f"Topic already {done}.", "info")
+    else:
+        setattr(topic, flag, wanted)
+        services.log_action(current_user, action, topic)
+        db.session.commit()
+        flash(f"Topic {done}.", "info")
     return redirect(url_for("topics.topic", topic_id=topic.id))
 
 
 @bp.post("/t/<int:topic_id>/lock")
 @login_required
 @moderator_required
-def toggle_lock(topic_id: int):
-    topic = _get_topic(topic_id)
-    topic.is_locked = not topic.is_locked
-    db.session.commit()
-    flash("Topic locked." if topic.is_locked else "Topic unlocked.", "info")
-    return redirect(url_for("topics.topic", topic_id=topic.id))
+def lock_topic(topic_id: int):
+    return _set_topic_flag(topic_id, "is_locked", True, "lock", "locked")
+
+
+@bp.post("/t/<int:topic_id>/unlock")
+@login_required
+@moderator_required
+def unlock_topic(topic_id: int):
+    return _set_topic_flag(topic_id, "is_locked", False, "unlock", "unlocked")
 
 
 @bp.post("/t/<int:topic_id>/pin")
 @login_required
 @moderator_required
-def toggle_pin(topic_id: int):
-    topic = _get_topic(topic_id)
-    topic.is_pinned = not topic.is_pinned
-    db.session.commit()
-    flash("Topic pinned." if topic.is_pinned else "Topic unpinned.", "info")
-    return redirect(url_for("topics.topic", topic_id=topic.id))
+def pin_topic(topic_id: int):
+    return _set_topic_flag(topic_id, "is_pinned", True, "pin", "pinned")
 
 
-@bp.post("/t/<int:topic_id>/delete")
+@bp.post("/t/<int:topic_id>/unpin")
+@login_required
+@moderator_required
+def unpin_topic(topic_id: int):
+    return _set_topic_flag(topic_id, "is_pinned", False, "unpin", "unpinned")
+
+
+@bp.route("/t/<int:topic_id>/delete", methods=["GET", "POST"])
 @login_required
 @moderator_required
 def delete_topic(topic_id: int):
+    """GET asks for confirmation; POST (from that page) soft-deletes the topic."""
     topic = _get_topic(topic_id)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
+        return _confirm("Delete topic", f"Delete the topic {topic.title!r} with all its posts? "
+                        "Admins can restore it from the moderation log.", "Delete topic",
+                        url_for("topics.topic", topic_id=topic.id), form, status)
     slug = topic.board.slug
     services.delete_topic(topic)
+    services.log_action(current_user, "delete_topic", topic, form.reason.data)
     db.session.commit()
     flash("Topic deleted.", "info")
     return redirect(url_for("boards.board", slug=slug))
+
+
+def _admin_only() -> None:
+    if not _sees_deleted():
+        abort(403)
+
+
+@bp.post("/t/<int:topic_id>/restore")
+@login_required
+def restore_topic(topic_id: int):
+    _admin_only()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    topic = _get_topic(topic_id, deleted_ok=True)
+    if not topic.is_deleted:
+        flash("Topic is not deleted.", "info")
+    else:
+        services.restore_topic(topic)
+        services.log_action(current_user, "restore_topic", topic)
+        db.session.commit()
+        flash("Topic restored.", "success")
+    return redirect(url_for("topics.topic", topic_id=topic.id))
+
+
+@bp.post("/p/<int:post_id>/restore")
+@login_required
+def restore_post(post_id: int):
+    _admin_only()
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    post = _get_post(post_id, deleted_ok=True)
+    if not post.is_deleted:
+        flash("Post is not deleted.", "info")
+    else:
+        services.restore_post(post)
+        services.log_action(current_user, "restore_post", post)
+        db.session.commit()
+        flash("Post restored.", "success")
+    return redirect(_post_url(post))
 
 
 @bp.post("/t/<int:topic_id>/move")
@@ -235,7 +337,9 @@ def move_topic(topic_id: int):
     if not form.validate_on_submit():
         abort(400, description="Choose an existing board to move the topic to.")
     target = db.session.get(Board, form.board_id.data)
-    services.move_topic(topic, target)
-    db.session.commit()
+    if target.id != topic.board_id:
+        services.move_topic(topic, target)
+        services.log_action(current_user, "move", topic, f"to {target.name}")
+        db.session.commit()
     flash(f"Topic moved to {target.name}.", "info")
     return redirect(url_for("topics.topic", topic_id=topic.id))

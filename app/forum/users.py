@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import func, select
+from sqlalchemy import false, func, select
 from sqlalchemy.orm import selectinload
 
+from . import services
 from .extensions import db
+from .forms import ActionForm, ConfirmForm
 from .hygiene import nfkc
-from .forms import ActionForm
 from .models import ROLES, Post, Topic, User
 from .utils import get_page, moderator_required
 
@@ -28,7 +29,8 @@ def profile(username: str):
     user = _get_user(username)
     stmt = (
         select(Post)
-        .where(Post.user_id == user.id)
+        .join(Post.topic)
+        .where(Post.user_id == user.id, Post.is_deleted == false(), Topic.is_deleted == false())
         .options(selectinload(Post.topic).joinedload(Topic.board))
         .order_by(Post.id.desc())
     )
@@ -42,16 +44,52 @@ def profile(username: str):
     )
 
 
-@bp.post("/u/<username>/ban")
-@login_required
-@moderator_required
-def toggle_ban(username: str):
+def _user_to_moderate(username: str) -> User:
     user = _get_user(username)
     if user.id == current_user.id or user.is_admin or (user.is_moderator and not current_user.is_admin):
         abort(403, description="You cannot ban this user.")
-    user.is_banned = not user.is_banned
-    db.session.commit()
-    flash(f"{user.username} {'banned' if user.is_banned else 'unbanned'}.", "info")
+    return user
+
+
+@bp.route("/u/<username>/ban", methods=["GET", "POST"])
+@login_required
+@moderator_required
+def ban(username: str):
+    """GET asks for confirmation; POST bans (again: no change) and ends the user's sessions."""
+    user = _user_to_moderate(username)
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        # GET, or a POST whose reason is too long: (again) the page, with the error.
+        status = 400 if request.method == "POST" else 200
+        return render_template(
+            "confirm.html", heading=f"Ban {user.username}", form=form, confirm_label="Ban",
+            message=f"Ban {user.username}? They will be logged out everywhere and can no longer post.",
+            cancel_url=url_for("users.profile", username=user.username)), status
+    if user.is_banned:
+        flash(f"{user.username} is already banned.", "info")
+    else:
+        user.is_banned = True
+        services.revoke_sessions(user)
+        services.log_action(current_user, "ban", user, form.reason.data)
+        db.session.commit()
+        flash(f"{user.username} banned.", "info")
+    return redirect(url_for("users.profile", username=user.username))
+
+
+@bp.post("/u/<username>/unban")
+@login_required
+@moderator_required
+def unban(username: str):
+    user = _user_to_moderate(username)
+    if not ActionForm().validate_on_submit():
+        abort(400)
+    if not user.is_banned:
+        flash(f"{user.username} is not banned.", "info")
+    else:
+        user.is_banned = False
+        services.log_action(current_user, "unban", user)
+        db.session.commit()
+        flash(f"{user.username} unbanned.", "info")
     return redirect(url_for("users.profile", username=user.username))
 
 
@@ -66,7 +104,9 @@ def set_role(username: str):
         abort(400)
     if user.id == current_user.id:
         abort(403, description="You cannot change your own role.")
-    user.role = role
-    db.session.commit()
+    if user.role != role:
+        user.role = role
+        services.log_action(current_user, "role", user, f"now {role}")
+        db.session.commit()
     flash(f"{user.username} is now {role}.", "info")
     return redirect(url_for("users.profile", username=user.username))

@@ -99,7 +99,11 @@ def test_state_change_not_possible_by_get(app, client):
     login(client, "mod", "mod-password")
     topic_id = new_topic(client)
     assert client.get(f"/t/{topic_id}/lock").status_code == 405
-    assert client.get(f"/t/{topic_id}/delete").status_code == 405
+    assert client.get(f"/t/{topic_id}/unlock").status_code == 405
+    # GET on a delete URL only asks for confirmation (see test_moderation.py).
+    assert client.get(f"/t/{topic_id}/delete").status_code == 200
+    with app.app_context():
+        assert not db.session.get(Topic, topic_id).is_deleted
 
 
 def test_counters_and_edit_delete(app, client):
@@ -131,7 +135,7 @@ def test_counters_and_edit_delete(app, client):
     # cannot delete the opening post while it has replies
     client.post(f"/p/{first_id}/delete")
     with app.app_context():
-        assert db.session.get(Topic, topic_id) is not None
+        assert not db.session.get(Topic, topic_id).is_deleted
     # delete own reply -> counters follow
     assert client.post(f"/p/{reply_id}/delete").status_code == 302
     with app.app_context():
@@ -164,7 +168,9 @@ def test_moderator_deletes_topic_and_bans(app, client):
     with app.app_context():
         board = db.session.get(Board, board_id)
         assert (board.topic_count, board.post_count, board.last_post_id) == (0, 0, None)
-        assert db.session.scalar(db.select(db.func.count(Post.id))) == 0
+        # A soft delete: the rows stay (an admin can restore them) but count nowhere.
+        assert db.session.scalar(db.select(db.func.count(Post.id))) == 2
+        assert db.session.get(Topic, topic_id).is_deleted
         alice = db.session.scalar(db.select(User).where(User.username == "alice"))
         assert alice.is_banned and alice.post_count == 0
 
