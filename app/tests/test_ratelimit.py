@@ -220,3 +220,15 @@ def test_config_defaults_and_bad_values_name_the_variable():
 def test_proxy_fix_configured(app):
     assert isinstance(app.wsgi_app, ProxyFix)
     assert (app.wsgi_app.x_for, app.wsgi_app.x_proto, app.wsgi_app.x_host) == (1, 1, 1)
+
+
+def test_unreachable_redis_falls_back_to_counting_in_memory(tmp_path, caplog):
+    dead = tmp_path / "no-redis.sock"  # nothing listens here
+    app = make_app(tmp_path, RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=f"redis+unix://{dead}",
+                   FORUM_LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    with caplog.at_level(logging.WARNING):
+        codes = [guess(client, f"user{i}").status_code for i in range(4)]
+    # Requests are served (no 500), and still limited, in this worker's memory.
+    assert codes == [401, 401, 401, 429]
+    assert any("falling back to in-memory" in r.getMessage() for r in caplog.records)
