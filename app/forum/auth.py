@@ -1,22 +1,27 @@
 """Registration, login and logout."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from . import services
-from .extensions import db, limiter
+from .extensions import (
+    LOGIN_ACCOUNT_SCOPE,
+    clear_login_failures,
+    db,
+    limiter,
+    login_account_key,
+    login_account_limit,
+    login_limit,
+    register_limit,
+)
 from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm
 from .models import User
 from .utils import is_safe_next, safe_next
 
 bp = Blueprint("auth", __name__)
-
-
-def _auth_limit() -> str:
-    return current_app.config["FORUM_AUTH_RATE_LIMIT"]
 
 
 # A valid hash to compare against when the user does not exist, so that response
@@ -34,7 +39,7 @@ def _dummy_check(password: str) -> None:
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(_auth_limit, methods=["POST"])
+@limiter.limit(register_limit, methods=["POST"])
 def register():
     if current_user.is_authenticated:
         return redirect(url_for("boards.index"))
@@ -66,7 +71,9 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(_auth_limit, methods=["POST"])
+@limiter.limit(login_limit, methods=["POST"])
+@limiter.limit(login_account_limit, methods=["POST"], key_func=login_account_key,
+               scope=LOGIN_ACCOUNT_SCOPE)
 def login():
     form = LoginForm()
     if request.method == "GET":
@@ -80,6 +87,7 @@ def login():
             _dummy_check(form.password.data)
         elif user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
+            clear_login_failures()
             flash(f"Logged in as {user.username}.", "success")
             return redirect(safe_next(form.next.data))
         flash("Invalid username or password.", "error")
@@ -114,7 +122,7 @@ def logout_everywhere():
 
 @bp.route("/account/password", methods=["GET", "POST"])
 @login_required
-@limiter.limit(_auth_limit, methods=["POST"])
+@limiter.limit(login_limit, methods=["POST"])
 def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():

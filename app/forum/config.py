@@ -1,8 +1,28 @@
 """Configuration, read only from environment variables.
 
 Variables: FORUM_ENV, SECRET_KEY, DATABASE_URL, SESSION_COOKIE_SECURE,
-FORUM_RELEASE (plus optional RATELIMIT_STORAGE_URI, RATELIMIT_ENABLED,
-FORUM_AUTH_RATE_LIMIT, FORUM_PAGE_CACHE_SECONDS).
+FORUM_RELEASE (plus optional FORUM_PAGE_CACHE_SECONDS and the rate limits below).
+
+Rate limits (Flask-Limiter, moving window; each limit is a Flask-Limiter string
+such as ``10 per minute`` or ``5/hour;20/day``; a bad value stops the start with
+an error naming the variable):
+
+- ``RATELIMIT_STORAGE_URI``: where the counters live, shared by every gunicorn
+  worker and web host, e.g. ``redis://:PASSWORD@10.0.0.5:6379/0``. Unset:
+  ``memory://``, i.e. each worker counts on its own (N workers let N x the limit
+  through; a warning says so at start).
+- ``RATELIMIT_ENABLED``: ``true`` (default) / ``false``.
+- ``FORUM_LOGIN_RATE_LIMIT``: POST /login (and /account/password) per client
+  address (default ``10 per minute``).
+- ``FORUM_LOGIN_ACCOUNT_RATE_LIMIT``: failed logins per account, by the username
+  tried (NFKC, case-folded), from any address (default ``10 per hour``); a
+  successful login clears the account's count.
+- ``FORUM_REGISTER_RATE_LIMIT``: POST /register per client address
+  (default ``5 per hour``).
+- ``FORUM_POST_RATE_LIMIT``: new topics and replies together, per account
+  (default ``10 per minute``; moderators and admins are exempt).
+- ``FORUM_NEW_ACCOUNT_POST_RATE_LIMIT``: the same for accounts younger than
+  ``FORUM_NEW_ACCOUNT_SECONDS`` (defaults ``3 per 10 minutes`` and ``86400``).
 """
 from __future__ import annotations
 
@@ -40,6 +60,32 @@ def _parse_seconds(value: str | None, default: float) -> float:
         seconds = -1.0
     if not 0 <= seconds <= 3600:
         raise ConfigError(f"FORUM_PAGE_CACHE_SECONDS must be a number of seconds (0-3600), got {value!r}")
+    return seconds
+
+
+def _parse_limit(name: str, value: str | None, default: str) -> str:
+    from limits import parse_many
+
+    if value is None or value.strip() == "":
+        return default
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(
+            f"{name} must be a rate limit such as '10 per minute' or '5/hour;20/day', got {value!r}"
+        ) from None
+    return value.strip()
+
+
+def _parse_age(name: str, value: str | None, default: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise ConfigError(f"{name} must be a whole number of seconds (0 or more), got {value!r}")
     return seconds
 
 
@@ -99,8 +145,28 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         "WTF_CSRF_ENABLED": True,
         "RATELIMIT_ENABLED": _parse_bool("RATELIMIT_ENABLED", env.get("RATELIMIT_ENABLED"), True),
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or "memory://",
-        "RATELIMIT_HEADERS_ENABLED": True,
-        "FORUM_AUTH_RATE_LIMIT": env.get("FORUM_AUTH_RATE_LIMIT") or "10 per minute",
+        # Moving window: a limit of N lets exactly N through in any window, never 2N
+        # across a window boundary. Retry-After is set by the 429 handler (forum.errors),
+        # so no X-RateLimit-* headers (and no counter read) on every response.
+        "RATELIMIT_STRATEGY": "moving-window",
+        "RATELIMIT_HEADERS_ENABLED": False,
+        "RATELIMIT_KEY_PREFIX": "forum",
+        # Redis unreachable: count in this worker's memory until it answers again
+        # (logged), rather than failing every limited request.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "FORUM_LOGIN_RATE_LIMIT": _parse_limit(
+            "FORUM_LOGIN_RATE_LIMIT", env.get("FORUM_LOGIN_RATE_LIMIT"), "10 per minute"),
+        "FORUM_LOGIN_ACCOUNT_RATE_LIMIT": _parse_limit(
+            "FORUM_LOGIN_ACCOUNT_RATE_LIMIT", env.get("FORUM_LOGIN_ACCOUNT_RATE_LIMIT"), "10 per hour"),
+        "FORUM_REGISTER_RATE_LIMIT": _parse_limit(
+            "FORUM_REGISTER_RATE_LIMIT", env.get("FORUM_REGISTER_RATE_LIMIT"), "5 per hour"),
+        "FORUM_POST_RATE_LIMIT": _parse_limit(
+            "FORUM_POST_RATE_LIMIT", env.get("FORUM_POST_RATE_LIMIT"), "10 per minute"),
+        "FORUM_NEW_ACCOUNT_POST_RATE_LIMIT": _parse_limit(
+            "FORUM_NEW_ACCOUNT_POST_RATE_LIMIT", env.get("FORUM_NEW_ACCOUNT_POST_RATE_LIMIT"),
+            "3 per 10 minutes"),
+        "FORUM_NEW_ACCOUNT_SECONDS": _parse_age(
+            "FORUM_NEW_ACCOUNT_SECONDS", env.get("FORUM_NEW_ACCOUNT_SECONDS"), 86400),
         # Anonymous page cache lifetime (see forum.pagecache); 0 disables it.
         "PAGE_CACHE_SECONDS": _parse_seconds(env.get("FORUM_PAGE_CACHE_SECONDS"), 10.0),
         "TOPICS_PER_PAGE": 20,

@@ -1,12 +1,16 @@
 """HTML error pages (400/401/403/404/405/413/429/500/503)."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+import math
+import time
+
+from flask import Flask, current_app, jsonify, render_template, request
+from flask_limiter.errors import RateLimitExceeded
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
-from .extensions import db
+from .extensions import db, limiter
 
 TITLES = {
     400: "Bad request",
@@ -50,10 +54,48 @@ def render_error(code: int, message: str | None = None):
     )
 
 
+def retry_after_seconds(exc: HTTPException) -> int:
+    """Whole seconds until the breached limit lets this client through again."""
+    reset_at = None
+    if isinstance(exc, RateLimitExceeded):
+        try:
+            current = limiter.current_limit
+            if current is not None:
+                reset_at = current.window[0]  # when the oldest counted hit leaves the window
+        except Exception:  # the store went away meanwhile; fall back to the whole window
+            reset_at = None
+        if reset_at is None:
+            return max(1, int(exc.limit.limit.get_expiry()))
+    else:
+        retry_after = getattr(exc, "retry_after", None)
+        if isinstance(retry_after, (int, float)):
+            return max(1, int(retry_after))
+        if retry_after is not None:  # a datetime
+            reset_at = retry_after.timestamp()
+    if reset_at is None:
+        return 60
+    return max(1, math.ceil(reset_at - time.time()))
+
+
+def render_too_many_requests(exc: HTTPException):
+    seconds = retry_after_seconds(exc)
+    if request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json":
+        response = jsonify({"status": "error", "code": 429, "message": MESSAGES[429],
+                            "retry_after": seconds})
+    else:
+        response = current_app.make_response(render_template(
+            "429.html", code=429, title=TITLES[429], retry_after=seconds))
+    response.status_code = 429
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         code = exc.code or 500
+        if code == 429:
+            return render_too_many_requests(exc)
         message = None
         # Only show custom descriptions that we set ourselves via abort(code, description=...).
         if exc.description and exc.description != type(exc).description:

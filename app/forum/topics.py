@@ -7,7 +7,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
 from . import services
-from .extensions import db
+from .extensions import db, limiter, posting_exempt, posting_key, posting_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
 from .pagecache import cached_page
@@ -66,8 +66,15 @@ def _can_edit(post: Post) -> bool:
     )
 
 
+# New topics and replies share one limit per account (forum.extensions.posting_limit).
+_posting_limit = limiter.shared_limit(
+    posting_limit, scope="posting", key_func=posting_key, methods=["POST"], exempt_when=posting_exempt
+)
+
+
 @bp.route("/b/<slug>/new", methods=["GET", "POST"])
 @login_required
+@_posting_limit
 def new_topic(slug: str):
     board = db.session.scalar(select(Board).where(Board.slug == slug))
     if board is None:
@@ -139,6 +146,7 @@ def _move_form(topic: Topic) -> MoveTopicForm:
 
 @bp.post("/t/<int:topic_id>/reply")
 @login_required
+@_posting_limit
 def reply(topic_id: int):
     topic = _get_topic(topic_id)
     _require_can_post()
