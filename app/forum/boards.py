@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
+from markupsafe import Markup
 from sqlalchemy import and_, bindparam, false, func, select, union
 from sqlalchemy.orm import aliased, joinedload
 
 from .extensions import db
 from .models import Board, Post, Topic, User
-from .pagecache import cached_page
+from .pagecache import cached_fragment, cached_page
 from .utils import RowPagination, get_page
 
 bp = Blueprint("boards", __name__)
@@ -16,6 +17,11 @@ bp = Blueprint("boards", __name__)
 @bp.get("/")
 @cached_page
 def index():
+    return render_template("boards/index.html", boards_html=cached_fragment("index", _render_board_list))
+
+
+def _render_board_list() -> Markup:
+    """The board table: the same for every visitor."""
     last_post = joinedload(Board.last_post).load_only(
         Post.id, Post.topic_id, Post.user_id, Post.created_at
     )
@@ -24,7 +30,7 @@ def index():
         .options(last_post.joinedload(Post.author), last_post.joinedload(Post.topic))
         .order_by(Board.position, Board.name)
     ).unique().all()
-    return render_template("boards/index.html", boards=boards)
+    return Markup(render_template("boards/_board_list.html", boards=boards))
 
 
 def _board_statements():
@@ -68,11 +74,21 @@ _BOARD_STMTS = None
 @bp.get("/b/<slug>")
 @cached_page
 def board(slug: str):
+    # The board's name and its page of topics are the same for every visitor: members
+    # get them from the fragment cache too, and render only the page around them.
+    found = cached_fragment("board", lambda: _render_board_listing(slug))
+    if found is None:
+        abort(404)
+    board, topics_html = found
+    return render_template("boards/board.html", board=board, topics_html=topics_html)
+
+
+def _render_board_listing(slug: str) -> tuple[dict, Markup] | None:
     board_stmt, rows_stmt = _board_statements()
     # Plain rows, not ORM objects: one query for the board, one for the page of topics.
     board = db.session.execute(board_stmt, {"slug": slug}).first()
     if board is None:
-        abort(404)
+        return None
 
     def rows(offset: int, limit: int) -> list:
         params = {"board_id": board.id, "offset": offset, "limit": limit}
@@ -80,7 +96,8 @@ def board(slug: str):
 
     # The denormalised topic_count gives the page count: no COUNT(*) per page view.
     topics = RowPagination(rows, get_page(), current_app.config["TOPICS_PER_PAGE"], board.topic_count)
-    return render_template("boards/board.html", board=board, topics=topics)
+    html = Markup(render_template("boards/_topic_list.html", topics=topics))
+    return {"name": board.name, "slug": board.slug, "description": board.description}, html
 
 
 class SimplePage:

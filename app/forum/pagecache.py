@@ -1,4 +1,5 @@
-"""A short-lived cache of rendered pages for anonymous visitors.
+"""Short-lived caches of rendered pages (anonymous visitors) and of the parts of
+pages that are the same for every visitor (members too).
 
 Only GET requests *without any cookie of ours* (no session, no remember-me) are
 served from or stored in the cache, and only 200 responses that did not touch the
@@ -14,6 +15,11 @@ after the database URL. Writes the app cannot see (another web host, the CLI und
 a different /tmp) are picked up after at most ``PAGE_CACHE_SECONDS``
 (``FORUM_PAGE_CACHE_SECONDS``, default 10; 0 disables the cache). Each worker keeps at
 most 256 pages (least recently used first out), so odd query strings cannot grow it.
+
+Members get no whole cached page (it carries their name and a CSRF token), but the
+expensive middle of list pages -- the rows of a board, the board index -- holds
+nothing personal: ``cached_fragment`` keeps that part, under the same invalidation
+and the same TTL, so a member's request renders only the page around it.
 """
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ EXTENSION_KEY = "forum_page_cache"
 class _Entry(NamedTuple):
     created_ns: int
     expires: float
-    body: bytes
+    body: Any  # bytes for pages; whatever the render function returned for fragments
     headers: list[tuple[str, str]]
 
 
@@ -145,3 +151,24 @@ def cached_page(view: Callable) -> Callable:
         return response
 
     return wrapped
+
+
+def cached_fragment(name: str, render: Callable[[], Any]) -> Any:
+    """``render()``'s result for this request path, shared by every visitor of this worker.
+
+    Only for page parts that are the same for everybody (no user name, no CSRF token,
+    no per-user state). ``None`` (e.g. "not found") is never stored. Without a page
+    cache (``FORUM_PAGE_CACHE_SECONDS=0``) it simply calls ``render``.
+    """
+    cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
+    if cache is None:
+        return render()
+    key = f"fragment:{name}:{request.full_path}"
+    entry = cache.get(key)
+    if entry is not None:
+        return entry.body
+    started_ns = time.time_ns()
+    value = render()
+    if value is not None:
+        cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, value, []))
+    return value

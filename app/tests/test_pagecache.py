@@ -95,3 +95,37 @@ def test_cache_is_bounded(tmp_path):
     assert cache.get("/b/x?junk=0") is None and cache.get("/b/x?junk=24") is not None
     cache.invalidate()  # clears this worker and bumps the shared generation
     assert len(cache._entries) == 0 and (tmp_path / "gen").exists()
+
+
+def test_members_get_the_shared_listing_without_its_queries_and_see_writes(new_db_url, cached_app):
+    """The board listing is a shared fragment: a member's second view of a board runs
+    no topic query, yet a new topic shows up at once (invalidation on commit)."""
+    app = cached_app(new_db_url())
+    create_board(app)
+    create_user(app)
+    create_user(app, username="bob")
+    alice = app.test_client()
+    login(alice)
+    new_topic(alice, title="First topic")
+    bob = app.test_client()
+    login(bob, username="bob")
+    first = bob.get("/b/general")
+    assert first.status_code == 200 and b"First topic" in first.data
+    assert b"bob" in first.data  # the member's own page around the shared part
+    with count_queries(app) as statements:
+        again = bob.get("/b/general")
+    assert again.status_code == 200 and b"First topic" in again.data
+    assert not [s for s in statements if "topics" in s.lower()], statements
+    new_topic(alice, title="Second topic")
+    assert b"Second topic" in bob.get("/b/general").data
+    # The index's board table is shared the same way.
+    assert b"Second topic" in bob.get("/").data
+
+
+def test_an_unknown_board_is_a_404_for_members_every_time(new_db_url, cached_app):
+    app = cached_app(new_db_url())
+    create_user(app)
+    member = app.test_client()
+    login(member)
+    assert member.get("/b/nowhere").status_code == 404
+    assert member.get("/b/nowhere").status_code == 404
