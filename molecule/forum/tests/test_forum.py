@@ -4,12 +4,29 @@ endpoint, migrations ran, the units are enabled and survive a restart and
 a crash, check mode changes nothing, a wrong setting is refused before any
 change."""
 import json
+import re
 import time
+from pathlib import Path
 
 from testlib import assert_check_mode_reports_no_change, recap, run_playbook, scenario_converge_playbook
 
-# The newest migration of app/migrations/versions.
-HEAD_REVISION = "a1f3c2d4e5b6"
+
+
+def _head_revision() -> str:
+    """The one migration of app/migrations/versions that no other one follows."""
+    revisions, parents = set(), set()
+    for path in (Path(__file__).resolve().parents[3] / "app/migrations/versions").glob("*.py"):
+        text = path.read_text()
+        revisions.add(re.search(r'^revision\b.*?["\'](\w+)["\']', text, re.M).group(1))
+        parent = re.search(r'^down_revision\b.*?["\'](\w+)["\']', text, re.M)
+        if parent:
+            parents.add(parent.group(1))
+    heads = revisions - parents
+    assert len(heads) == 1, f"migrations must have one head, found {sorted(heads)}"
+    return heads.pop()
+
+
+HEAD_REVISION = _head_revision()
 UNITS = "/etc/systemd/system/forum.service /etc/systemd/system/forum.socket /srv/forum/shared/.env"
 
 
