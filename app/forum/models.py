@@ -5,12 +5,19 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func, select, update
+from sqlalchemy import (
+    DDL, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, event, false, func, select, update,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db, login_manager
 from .identity import skeleton
+
+# The search (forum.search) uses pg_trgm's functions. The migrations create the
+# extension; this does it for a schema made by create_all() (the tests).
+event.listen(db.metadata, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 ROLE_MEMBER = "member"
 ROLE_MODERATOR = "moderator"
