@@ -15,7 +15,7 @@ from .markup import render_markdown
 from .models import ROLE_ADMIN, Board, Post, Topic, User, recount_all, utcnow
 from .hygiene import CONTROL_RE, nfkc, spoofing_char
 from .identity import find_user, username_problem, username_taken
-from .utils import slug_problem, slugify, unique_slug
+from .utils import slug_problem, slugify
 
 bp = Blueprint("cli", __name__, cli_group="forum")
 
@@ -28,10 +28,11 @@ bp = Blueprint("cli", __name__, cli_group="forum")
 def ensure_board(name: str, description: str, slug: str | None, position: int | None) -> None:
     """Make sure board NAME exists (with SLUG when given).
 
-    Prints 'exists' when that board is already there, 'created' when it was added, and
-    fails (exit status 1, the reason on stderr) when it cannot be done: another board
-    holds SLUG, or board NAME exists under another slug. Without --slug the slug is
-    derived from NAME, with -2, -3... when another board already has it."""
+    Prints 'exists' when that board is already there (by NAME, or by SLUG and NAME),
+    'created' when it was added. Fails (exit status 1, the reason on stderr, nothing
+    created) when it cannot be done: another board holds SLUG (given, or derived from
+    NAME: a board renamed in the admin page is not silently doubled), or board NAME
+    exists under another slug than the one given."""
     name = nfkc(name).strip()
     problem = _board_name_problem(name)
     if slug is not None:
@@ -40,33 +41,29 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
     if problem:
         raise click.ClickException(problem)
     same_name = db.session.scalars(select(Board).where(Board.name == name).order_by(Board.id)).all()
-    if slug is None:
-        if same_name:
+    if slug is None and same_name:
+        click.echo("exists")
+        return
+    explicit = slug is not None
+    slug = slug if explicit else slugify(name)
+    holder = db.session.scalar(select(Board).where(Board.slug == slug))
+    if holder is not None:
+        if holder.name == name:
             click.echo("exists")
             return
-        slug = unique_slug(slugify(name), _slug_in_use)
-    else:
-        holder = db.session.scalar(select(Board).where(Board.slug == slug))
-        if holder is not None:
-            if holder.name == name:
-                click.echo("exists")
-                return
-            raise click.ClickException(
-                f"the slug {slug!r} belongs to another board, {holder.name!r} (id {holder.id}); "
-                f"board {name!r} was not created")
-        if same_name:
-            raise click.ClickException(
-                f"board {name!r} already exists with the slug {same_name[0].slug!r}, not {slug!r}; "
-                "change the slug in the admin page or pass that one")
+        hint = "" if explicit else "; pass --slug to give the new board another one"
+        raise click.ClickException(
+            f"the slug {slug!r} belongs to another board, {holder.name!r} (id {holder.id}), "
+            f"so board {name!r} was not created{hint}")
+    if explicit and same_name:
+        raise click.ClickException(
+            f"board {name!r} already exists with the slug {same_name[0].slug!r}, not {slug!r}; "
+            "change the slug in the admin page or pass that one")
     if position is None:
         position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
     db.session.add(Board(name=name, slug=slug, description=description, position=position))
     db.session.commit()
     click.echo("created")
-
-
-def _slug_in_use(slug: str) -> bool:
-    return db.session.scalar(select(Board.id).where(Board.slug == slug)) is not None
 
 
 def _board_name_problem(name: str) -> str | None:

@@ -84,6 +84,9 @@ def find_user(name: str | None):
     name = unicodedata.normalize("NFKC", name or "").strip()
     if not name:
         return None
+    user = db.session.scalar(select(User).where(User.username == name))
+    if user is not None:  # the exact name first (older look-alike accounts, see below)
+        return user
     user = db.session.scalar(select(User).where(User.username_skeleton == skeleton(name)))
     if user is not None and user.username.casefold() == name.casefold():
         return user
