@@ -98,9 +98,10 @@ def _init_extensions(app: Flask) -> None:
 
 
 def _include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
-    """Hide the PostgreSQL-only full-text indexes (created by a hand-written
-    migration) from ``flask db migrate`` so it never proposes dropping them."""
-    return not (type_ == "index" and name and name.endswith("_fts"))
+    """Hide the PostgreSQL-only search indexes (full-text ``*_fts`` and trigram
+    ``*_trgm``, created by hand-written migrations) from ``flask db migrate`` so it
+    never proposes dropping them."""
+    return not (type_ == "index" and name and name.endswith(("_fts", "_trgm")))
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import joinedload
 from .extensions import db
 from .forms import ActionForm, BoardForm
 from .models import ROLES, Board, ModerationLog, Post, Topic, User
-from .utils import get_page, slugify
+from .utils import get_page, slugify, unique_slug
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,6 +35,15 @@ def _slug_taken(slug: str, board_id: int | None) -> bool:
     return db.session.scalar(stmt) is not None
 
 
+def _board_slug(form: BoardForm, board_id: int | None) -> str | None:
+    """The slug typed (None when another board has it), or one derived from the
+    name, made unique with -2, -3... An edit keeps the slug in the field, so renaming
+    a board never changes its address."""
+    if form.slug.data:
+        return None if _slug_taken(form.slug.data, board_id) else form.slug.data
+    return unique_slug(slugify(form.name.data), lambda slug: _slug_taken(slug, board_id))
+
+
 @bp.get("/")
 @admin_required
 def index():
@@ -46,14 +55,14 @@ def index():
 def boards():
     form = BoardForm()
     if form.validate_on_submit():
-        slug = slugify(form.slug.data or form.name.data)
-        if _slug_taken(slug, None):
-            form.slug.errors.append(f"The slug {slug!r} is already used.")
+        slug = _board_slug(form, None)
+        if slug is None:
+            form.slug.errors.append(f"The slug {form.slug.data!r} is already used.")
         else:
             position = form.position.data
             if position is None:
                 position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
-            board = Board(name=form.name.data.strip(), slug=slug,
+            board = Board(name=form.name.data, slug=slug,
                           description=(form.description.data or "").strip(), position=position)
             db.session.add(board)
             db.session.commit()
@@ -69,11 +78,11 @@ def edit_board(board_id: int):
     board = db.session.get(Board, board_id) or abort(404)
     form = BoardForm(obj=board)
     if form.validate_on_submit():
-        slug = slugify(form.slug.data or form.name.data)
-        if _slug_taken(slug, board.id):
-            form.slug.errors.append(f"The slug {slug!r} is already used.")
+        slug = _board_slug(form, board.id)
+        if slug is None:
+            form.slug.errors.append(f"The slug {form.slug.data!r} is already used.")
         else:
-            board.name = form.name.data.strip()
+            board.name = form.name.data
             board.slug = slug
             board.description = (form.description.data or "").strip()
             if form.position.data is not None:

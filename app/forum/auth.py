@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from . import services
@@ -17,6 +17,7 @@ from .extensions import (
     login_limit,
     register_limit,
 )
+from .identity import find_user, username_taken
 from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm
 from .models import User
 from .utils import is_safe_next, safe_next
@@ -47,13 +48,11 @@ def register():
     if form.validate_on_submit():
         username = form.username.data.strip()
         email = form.email.data.strip().lower()
-        exists = db.session.scalar(
-            select(User.id).where(
-                or_(func.lower(User.username) == username.lower(), func.lower(User.email) == email)
-            )
-        )
-        if exists:
-            form.username.errors.append("That username or email is already registered.")
+        problem = username_taken(username) or (
+            "That username or email is already registered."
+            if db.session.scalar(select(User.id).where(func.lower(User.email) == email)) else None)
+        if problem:
+            form.username.errors.append(problem)
         else:
             user = User(username=username, email=email)
             user.set_password(form.password.data)
@@ -80,9 +79,7 @@ def login():
         nxt = request.args.get("next")
         form.next.data = nxt if is_safe_next(nxt) else ""
     if form.validate_on_submit():
-        user = db.session.scalar(
-            select(User).where(func.lower(User.username) == form.username.data.strip().lower())
-        )
+        user = find_user(form.username.data)
         if user is None:
             _dummy_check(form.password.data)
         elif user.check_password(form.password.data):

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template, request
 from markupsafe import Markup
-from sqlalchemy import and_, bindparam, false, func, select, union
+from sqlalchemy import bindparam, false, select
 from sqlalchemy.orm import aliased, joinedload
 
 from .extensions import db
 from .models import Board, Post, Topic, User
 from .pagecache import cached_fragment, cached_page
+from .search import search_hits
 from .utils import RowPagination, get_page
 
 bp = Blueprint("boards", __name__)
@@ -112,56 +113,24 @@ class SimplePage:
         self.next_num = page + 1
 
 
-def _text_match(column, q: str):
-    """Dialect-specific "column matches the query" predicate."""
-    if db.engine.dialect.name == "postgresql":
-        # Backed by the GIN expression indexes created in the migrations.
-        return func.to_tsvector("simple", column).op("@@")(func.websearch_to_tsquery("simple", q))
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    terms = [t for t in escaped.split() if t][:10] or [escaped]
-    return and_(*[column.ilike(f"%{t}%", escape="\\") for t in terms])
-
-
 @bp.get("/search")
 def search():
-    """Posts whose body matches, plus the opening post of topics whose title matches."""
+    """Posts whose body matches, plus the opening post of topics whose title matches,
+    best first (see forum.search)."""
     q = (request.args.get("q") or "").strip()[:200]
     results = None
     if q:
         page = get_page()
         per_page = current_app.config["SEARCH_PER_PAGE"]
-        # Each branch is limited to the rows needed for this page, so the database can
-        # use the full-text indexes and stop early; the union is then paginated.
-        needed = page * per_page + 1
-        body_hits = (
-            select(Post.id.label("id"))
-            .join(Topic, Post.topic_id == Topic.id)
-            .where(_text_match(Post.body, q), Post.is_deleted == false(), Topic.is_deleted == false())
-            # "id + 0" keeps PostgreSQL from walking the primary key backwards hoping to
-            # find matches early (pathological for rare words); it uses the GIN index.
-            .order_by((Post.id + 0).desc())
-            .limit(needed)
-            .subquery()
-        )
-        opening_post_id = func.min(Post.id)
-        title_hits = (
-            select(opening_post_id.label("id"))
-            .join(Topic, Post.topic_id == Topic.id)
-            .where(_text_match(Topic.title, q), Topic.is_deleted == false())
-            .group_by(Post.topic_id)
-            .order_by(opening_post_id.desc())
-            .limit(needed)
-            .subquery()
-        )
-        hit_ids = union(select(body_hits.c.id), select(title_hits.c.id)).subquery()
-        stmt = (
-            select(Post)
-            .where(Post.id.in_(select(hit_ids.c.id)))
-            .options(joinedload(Post.author), joinedload(Post.topic).joinedload(Topic.board))
-            .order_by(Post.id.desc())
-            .offset((page - 1) * per_page)
-            .limit(per_page + 1)
-        )
-        items = list(db.session.scalars(stmt).unique())
+        ids = search_hits(q, (page - 1) * per_page, per_page + 1)
+        posts = {
+            post.id: post
+            for post in db.session.scalars(
+                select(Post)
+                .where(Post.id.in_(ids))
+                .options(joinedload(Post.author), joinedload(Post.topic).joinedload(Topic.board))
+            ).unique()
+        }
+        items = [posts[i] for i in ids if i in posts]
         results = SimplePage(items[:per_page], page, len(items) > per_page)
     return render_template("search.html", q=q, results=results)

@@ -13,7 +13,9 @@ from sqlalchemy import func, insert, select, text
 from .extensions import db
 from .markup import render_markdown
 from .models import ROLE_ADMIN, Board, Post, Topic, User, recount_all, utcnow
-from .utils import slugify
+from .hygiene import CONTROL_RE, nfkc, spoofing_char
+from .identity import find_user, username_problem, username_taken
+from .utils import slug_problem, slugify
 
 bp = Blueprint("cli", __name__, cli_group="forum")
 
@@ -24,12 +26,39 @@ bp = Blueprint("cli", __name__, cli_group="forum")
 @click.option("--slug", default=None, help="URL slug (default: derived from NAME).")
 @click.option("--position", default=None, type=int, help="Sort position on the front page.")
 def ensure_board(name: str, description: str, slug: str | None, position: int | None) -> None:
-    """Create board NAME unless it exists. Prints 'created' or 'exists'."""
-    slug = slugify(slug or name)
-    existing = db.session.scalar(select(Board).where(Board.slug == slug))
-    if existing is not None:
+    """Make sure board NAME exists (with SLUG when given).
+
+    Prints 'exists' when that board is already there (by NAME, or by SLUG and NAME),
+    'created' when it was added. Fails (exit status 1, the reason on stderr, nothing
+    created) when it cannot be done: another board holds SLUG (given, or derived from
+    NAME: a board renamed in the admin page is not silently doubled), or board NAME
+    exists under another slug than the one given."""
+    name = nfkc(name).strip()
+    problem = _board_name_problem(name)
+    if slug is not None:
+        slug = nfkc(slug).strip()
+        problem = problem or slug_problem(slug) or (None if slug else "--slug must not be empty")
+    if problem:
+        raise click.ClickException(problem)
+    same_name = db.session.scalars(select(Board).where(Board.name == name).order_by(Board.id)).all()
+    if slug is None and same_name:
         click.echo("exists")
         return
+    explicit = slug is not None
+    slug = slug if explicit else slugify(name)
+    holder = db.session.scalar(select(Board).where(Board.slug == slug))
+    if holder is not None:
+        if holder.name == name:
+            click.echo("exists")
+            return
+        hint = "" if explicit else "; pass --slug to give the new board another one"
+        raise click.ClickException(
+            f"the slug {slug!r} belongs to another board, {holder.name!r} (id {holder.id}), "
+            f"so board {name!r} was not created{hint}")
+    if explicit and same_name:
+        raise click.ClickException(
+            f"board {name!r} already exists with the slug {same_name[0].slug!r}, not {slug!r}; "
+            "change the slug in the admin page or pass that one")
     if position is None:
         position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
     db.session.add(Board(name=name, slug=slug, description=description, position=position))
@@ -37,17 +66,36 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
     click.echo("created")
 
 
+def _board_name_problem(name: str) -> str | None:
+    if not name:
+        return "NAME must not be empty"
+    if len(name) > 120:
+        return "NAME is longer than 120 characters"
+    found = spoofing_char(name) or (
+        f"U+{ord(c):04X}" if (c := next((c for c in name if CONTROL_RE.match(c)), None)) else None)
+    return f"NAME contains an invisible or control character {found}" if found else None
+
+
 @bp.cli.command("create-admin")
 @click.argument("username")
 @click.option("--email", required=True, help="Email address of the admin.")
 def create_admin(username: str, email: str) -> None:
-    """Create admin USERNAME with password from $FORUM_ADMIN_PASSWORD. Prints 'created' or 'exists'."""
-    existing = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    """Create admin USERNAME with password from $FORUM_ADMIN_PASSWORD. Prints 'created' or 'exists'.
+
+    USERNAME is NFKC-normalised and checked like the registration form's (any script,
+    no look-alike of an existing account)."""
+    username = nfkc(username).strip()
+    existing = find_user(username)
     if existing is not None:
         if existing.role != ROLE_ADMIN:
             click.echo(f"warning: user {existing.username!r} exists but is not an admin", err=True)
         click.echo("exists")
         return
+    problem = username_problem(username) or (
+        f"contains an invisible formatting character {found}" if (found := spoofing_char(username)) else None
+    ) or username_taken(username)
+    if problem:
+        raise click.ClickException(f"USERNAME {username!r}: {problem}")
     password = os.environ.get("FORUM_ADMIN_PASSWORD", "")
     if len(password) < 8:
         raise click.ClickException("FORUM_ADMIN_PASSWORD must be set to at least 8 characters")
@@ -65,7 +113,7 @@ def create_admin(username: str, email: str) -> None:
 @click.argument("role", type=click.Choice(["member", "moderator", "admin"]))
 def set_role(username: str, role: str) -> None:
     """Set the role of USERNAME."""
-    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    user = find_user(username)
     if user is None:
         raise click.ClickException(f"no such user: {username}")
     user.role = role

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from .hygiene import HygienicForm as FlaskForm  # FlaskForm + control-character check
 from .hygiene import NoSpoofing, nfkc
+from .identity import USERNAME_MAX, ValidUsername
+from .utils import SLUG_MAX, slug_problem
 from wtforms import (
     BooleanField,
     HiddenField,
@@ -15,8 +17,22 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp
 
-USERNAME_RE = r"^[A-Za-z0-9_.-]+$"
 EMAIL_RE = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ValidSlug:
+    """WTForms validator: the slug is what slugify() keeps (see forum.utils)."""
+
+    def __call__(self, form, field):
+        from wtforms.validators import ValidationError
+
+        problem = slug_problem(field.data)
+        if problem:
+            raise ValidationError(problem)
 
 
 class LoginForm(FlaskForm):
@@ -30,13 +46,9 @@ class LoginForm(FlaskForm):
 class RegisterForm(FlaskForm):
     username = StringField(
         "Username",
-        filters=[nfkc],
-        validators=[
-            DataRequired(),
-            NoSpoofing(),
-            Length(min=3, max=30),
-            Regexp(USERNAME_RE, message="Letters, digits, '.', '_' and '-' only."),
-        ],
+        filters=[nfkc, _strip],
+        description=f"Up to {USERNAME_MAX} letters or digits of any script, '.', '_' and '-'.",
+        validators=[DataRequired(), NoSpoofing(), ValidUsername()],
     )
     email = StringField(
         "Email",
@@ -92,12 +104,12 @@ class ChangePasswordForm(FlaskForm):
 
 
 class BoardForm(FlaskForm):
-    name = StringField("Name", filters=[nfkc], validators=[DataRequired(), NoSpoofing(), Length(min=1, max=120)])
+    name = StringField("Name", filters=[nfkc, _strip], validators=[DataRequired(), NoSpoofing(), Length(min=1, max=120)])
     slug = StringField(
         "URL slug",
-        filters=[nfkc],
-        description="Letters, digits and '-'; derived from the name when empty.",
-        validators=[Optional(), Length(max=80), Regexp(r"^[a-z0-9-]*$", message="Lower-case letters, digits and '-' only.")],
+        filters=[nfkc, _strip],
+        description="Lower-case letters and digits of any script and '-'; derived from the name when empty.",
+        validators=[Optional(), Length(max=SLUG_MAX), ValidSlug()],
     )
     description = TextAreaField("Description", validators=[Optional(), Length(max=2000)])
     position = IntegerField("Position", validators=[Optional(), NumberRange(min=0, max=100000)])

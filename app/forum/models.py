@@ -5,11 +5,19 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, false, func, select, update
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy import (
+    DDL, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, event, false, func, select, update,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .extensions import db, login_manager
+from .identity import skeleton
+
+# The search (forum.search) uses pg_trgm's functions. The migrations create the
+# extension; this does it for a schema made by create_all() (the tests).
+event.listen(db.metadata, "before_create",
+             DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"))
 
 ROLE_MEMBER = "member"
 ROLE_MODERATOR = "moderator"
@@ -27,6 +35,10 @@ class User(UserMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(40), unique=True, index=True)
+    # forum.identity.skeleton(username), kept in step by _set_skeleton: two names that
+    # look alike ("paypal", "pаypal" with a Cyrillic а) cannot both exist. NULL only for
+    # accounts that already collided when the column was added (see the migration).
+    username_skeleton: Mapped[Optional[str]] = mapped_column(String(120), unique=True, nullable=True)
     email: Mapped[str] = mapped_column(String(255), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[str] = mapped_column(String(20), default=ROLE_MEMBER, server_default=ROLE_MEMBER)
@@ -36,6 +48,11 @@ class User(UserMixin, db.Model):
     # Part of every session and remember-me cookie (see get_id/load_user); bumping it
     # (password change, logout, "log out everywhere", ban) revokes all of them.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    @validates("username")
+    def _set_skeleton(self, key: str, value: str) -> str:
+        self.username_skeleton = skeleton(value)
+        return value
 
     def get_id(self) -> str:
         return f"{self.id}:{self.session_generation}"

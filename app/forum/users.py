@@ -3,13 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
-from sqlalchemy import false, func, select
+from sqlalchemy import false, select
 from sqlalchemy.orm import selectinload
 
 from . import services
 from .extensions import db
 from .forms import ActionForm, ConfirmForm
 from .hygiene import nfkc
+from .identity import find_user
 from .models import ROLES, Post, Topic, User
 from .utils import get_page, moderator_required
 
@@ -17,8 +18,7 @@ bp = Blueprint("users", __name__)
 
 
 def _get_user(username: str) -> User:
-    username = nfkc(username)
-    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    user = find_user(nfkc(username))
     if user is None:
         abort(404)
     return user

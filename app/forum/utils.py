@@ -29,10 +29,40 @@ def safe_next(target: Optional[str], default_endpoint: str = "boards.index") -> 
     return target if is_safe_next(target) else url_for(default_endpoint)
 
 
-def slugify(value: str) -> str:
-    value = unicodedata.normalize("NFKD", value).encode("ascii", "ignore").decode("ascii")
-    value = re.sub(r"[^\w\s-]", "", value).strip().lower()
-    return re.sub(r"[-\s_]+", "-", value).strip("-")[:80] or "board"
+SLUG_MAX = 80
+
+
+def slugify(value: str, fallback: str = "board") -> str:
+    """URL slug of a board name: NFKC, lower case, runs of anything but letters, marks
+    and digits (of any script) become one "-". CJK and other scripts are kept, not
+    transliterated (``数据库 讨论`` -> ``数据库-讨论``): browsers show them in the
+    address bar and percent-encode them on the wire."""
+    value = unicodedata.normalize("NFKC", value or "").lower()
+    kept = "".join(ch if _slug_char(ch) else "-" for ch in value)
+    return re.sub(r"-{2,}", "-", kept).strip("-")[:SLUG_MAX].strip("-") or fallback
+
+
+def _slug_char(ch: str) -> bool:
+    category = unicodedata.category(ch)
+    return category[0] in "LM" or category == "Nd"
+
+
+def slug_problem(value: Optional[str]) -> Optional[str]:
+    """Why ``value`` cannot be a slug as typed (empty is fine: derived from the name)."""
+    if value and slugify(value, fallback="") != value:
+        return (f"Lower-case letters and digits (of any script) and single '-' between them "
+                f"only, e.g. {slugify(value)!r}.")
+    return None
+
+
+def unique_slug(base: str, taken: Callable[[str], bool]) -> str:
+    """``base``, or ``base-2``, ``base-3``... the first one ``taken`` says is free."""
+    candidate, n = base, 1
+    while taken(candidate):
+        n += 1
+        suffix = f"-{n}"
+        candidate = base[:SLUG_MAX - len(suffix)].rstrip("-") + suffix
+    return candidate
 
 
 def format_dt(value: Optional[datetime]) -> str:

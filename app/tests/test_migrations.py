@@ -73,7 +73,7 @@ def test_upgrade_and_downgrade_on_empty_database(new_db_url, backend):
         engine = create_engine(db_url)
         names = {ix["name"] for ix in inspect(engine).get_indexes("posts")}
         engine.dispose()
-        assert "ix_posts_body_fts" in names
+        assert {"ix_posts_body_en_fts", "ix_posts_body_trgm"} <= names
 
     # The schema from the migrations is usable by the CLI.
     out = run_flask_subprocess(["forum", "ensure-board", "General", "--description", "x"], db_url)
@@ -127,3 +127,48 @@ def test_models_match_migrations(tmp_path):
             diff = compare_metadata(MigrationContext.configure(conn), db.metadata)
         assert db.session.scalar(select(func.count()).select_from(db.metadata.tables["boards"])) == 0
     assert diff == []
+
+
+def test_skeleton_migration_with_look_alike_accounts(new_db_url):
+    """Accounts that already look alike when the skeleton column arrives both keep
+    working: the older gets the skeleton, the younger none, and a new look-alike is
+    refused."""
+    db_url = new_db_url()
+    run_flask(["db", "upgrade", "c6f8d0e2a4b3"], db_url)
+    from werkzeug.security import generate_password_hash
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        for i, name in enumerate(("paypal", "PayPal", "pаypal")):  # the last with a Cyrillic а
+            conn.execute(text(
+                "INSERT INTO users (username, email, password_hash, role, is_banned, post_count, "
+                "created_at, session_generation) VALUES (:u, :e, :h, 'member', false, 0, "
+                "CURRENT_TIMESTAMP, 0)"),
+                {"u": name, "e": f"user{i}@example.org",
+                 "h": generate_password_hash("long enough pw", method="scrypt")})
+    engine.dispose()
+    run_flask(["db", "upgrade"], db_url)
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text("SELECT username, username_skeleton FROM users")).all())
+    engine.dispose()
+    assert rows["paypal"] == "paypal" and rows["PayPal"] is None and rows["pаypal"] is None
+
+    from forum import create_app
+
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "RATELIMIT_ENABLED": False,
+                      "SQLALCHEMY_DATABASE_URI": db_url, "FORUM_AUTO_SCHEMA": False,
+                      "SECRET_KEY": "migration-test-key"})
+    for name in ("paypal", "PayPal", "pаypal"):
+        client = app.test_client()
+        resp = client.post("/login", data={"username": name, "password": "long enough pw"})
+        assert resp.status_code == 302, name
+        assert f"Logged in as {name}" in client.get("/").get_data(as_text=True)
+    resp = app.test_client().post("/register", data={
+        "username": "paypa1", "email": "new@example.org", "password": "long enough pw",
+        "confirm": "long enough pw"})
+    assert resp.status_code == 200 and "looks too much like" in resp.get_data(as_text=True)
+    from forum.extensions import db
+
+    with app.app_context():
+        db.engine.dispose()

@@ -39,9 +39,15 @@ def test_full_text_search_uses_gin_indexes(migrated_url):
         db.session.execute(text("ANALYZE posts"))
         db.session.execute(text("SET enable_seqscan = off"))
         plan = "\n".join(db.session.scalars(text(
-            "EXPLAIN SELECT id FROM posts WHERE to_tsvector('simple', body) "
-            "@@ websearch_to_tsquery('simple', 'quokka')")))
-        assert "ix_posts_body_fts" in plan, plan
+            "EXPLAIN SELECT id FROM posts WHERE to_tsvector('english', body) "
+            "@@ websearch_to_tsquery('english', 'quokka')")))
+        assert "ix_posts_body_en_fts" in plan, plan
+        plan = "\n".join(db.session.scalars(text(
+            "EXPLAIN SELECT id FROM posts WHERE body ILIKE '%数据库%'")))
+        assert "ix_posts_body_trgm" in plan, plan
+        plan = "\n".join(db.session.scalars(text(
+            "EXPLAIN SELECT id FROM topics WHERE title ILIKE '%quok%'")))
+        assert "ix_topics_title_trgm" in plan, plan
         db.session.rollback()
         db.engine.dispose()
 
@@ -94,3 +100,36 @@ def test_harness_creates_and_drops_databases(pg_server):
     with psycopg.connect(pg_server.libpq_dsn(), autocommit=True) as conn:
         assert conn.execute("SHOW listen_addresses").fetchone()[0] == ""
         assert conn.execute("SHOW unix_socket_directories").fetchone()[0] == pg_server.base
+
+
+def test_migrations_as_the_non_superuser_database_owner(pg_server):
+    """As deployed: the app's role owns its database and is not superuser
+    (roles/postgresql). pg_trgm is a trusted extension, so the owner's migration may
+    create it; a second database where an administrator created it first is left as is."""
+    import psycopg
+
+    admin = pg_server.libpq_dsn()
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CREATE ROLE forum_owner LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
+        conn.execute("CREATE DATABASE forum_owned OWNER forum_owner")
+        conn.execute("CREATE DATABASE forum_pre OWNER forum_owner")
+    try:
+        with psycopg.connect(pg_server.libpq_dsn("forum_pre"), autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION pg_trgm")
+        for dbname in ("forum_owned", "forum_pre"):
+            url = pg_server.url(dbname).replace(f"{pg_server.superuser}@", "forum_owner@", 1)
+            run_flask(["db", "upgrade"], url)
+            with psycopg.connect(pg_server.libpq_dsn(dbname), autocommit=True) as conn:
+                owner = conn.execute(
+                    "SELECT r.rolname FROM pg_extension e JOIN pg_roles r ON r.oid = e.extowner "
+                    "WHERE e.extname = 'pg_trgm'").fetchone()[0]
+                names = {row[0] for row in conn.execute("SELECT indexname FROM pg_indexes")}
+            assert owner == ("forum_owner" if dbname == "forum_owned" else pg_server.superuser)
+            assert {"ix_posts_body_trgm", "ix_posts_body_en_fts"} <= names
+            run_flask(["db", "downgrade", "c6f8d0e2a4b3"], url)
+            run_flask(["db", "upgrade"], url)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute("DROP DATABASE IF EXISTS forum_owned")
+            conn.execute("DROP DATABASE IF EXISTS forum_pre")
+            conn.execute("DROP ROLE IF EXISTS forum_owner")
