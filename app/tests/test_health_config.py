@@ -106,8 +106,23 @@ def test_security_headers(client):
     resp = client.get("/")
     assert resp.status_code == 200
     assert "script-src 'none'" in resp.headers["Content-Security-Policy"]
+    assert "style-src 'self';" in resp.headers["Content-Security-Policy"]
     assert resp.headers["X-Content-Type-Options"] == "nosniff"
     assert resp.headers["X-Frame-Options"] == "DENY"
+    assert resp.headers["Referrer-Policy"] == "same-origin"
+    for name in ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"):
+        assert len(resp.headers.getlist(name)) == 1, name
+
+
+def test_templates_have_no_inline_styles_or_scripts():
+    # The CSP (style-src 'self', script-src 'none') would block them.
+    import re
+    from pathlib import Path
+
+    templates = Path(__file__).resolve().parents[1] / "forum" / "templates"
+    inline = re.compile(r"<style|<script|\sstyle\s*=|\son[a-z]+\s*=", re.IGNORECASE)
+    found = [(path.name, m.group(0)) for path in templates.rglob("*.html") for m in inline.finditer(path.read_text())]
+    assert found == []
 
 
 def test_no_external_urls_in_templates_or_static():

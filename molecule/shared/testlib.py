@@ -7,10 +7,12 @@ imports from here; the variables come from the environment Molecule gives
 the verifier (MOLECULE_INVENTORY_FILE, MOLECULE_EPHEMERAL_DIRECTORY).
 """
 import http.client
+import json
 import os
 import pathlib
 import re
 import socket
+import shutil
 import ssl
 import subprocess
 
@@ -125,6 +127,57 @@ def request(address, path="/", scheme="https", host=None, headers=None, timeout=
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
         conn.close()
+
+
+def curl_get(address, path="/", http="2", port=443, headers=()):
+    """One GET with the controller's curl over HTTPS (`--http2` falls back
+    to HTTP/1.1 when the server offers no h2; `--http1.1` never offers it):
+    (status line, [(lower-cased name, value), ...] in the order and number
+    received)."""
+    argv = ["curl", "-sk", f"--http{http}", "--max-time", "10", "-o", "/dev/null", "-D", "-"]
+    for header in headers:
+        argv += ["-H", header]
+    out = subprocess.run([*argv, f"https://{address}:{port}{path}"], capture_output=True, text=True,
+                         check=True, timeout=30).stdout
+    lines = [line for line in out.replace("\r", "").split("\n") if line]
+    fields = [line.split(":", 1) for line in lines[1:]]
+    return lines[0].strip(), [(name.strip().lower(), value.strip()) for name, value in fields]
+
+
+# testssl.sh checks run against a listener: protocols, cipher categories,
+# forward secrecy, server preference, certificate, HTTP headers, the
+# vulnerabilities (BREACH among them); not the client simulation or the
+# per-cipher lists, which take minutes more and grade nothing new here.
+TESTSSL_CHECKS = ("-p", "-s", "-f", "-P", "-S", "-h", "-U")
+# Findings that are the lab's own trust chain: a self-signed certificate
+# has no trusted issuer and no CRL or OCSP address.
+TESTSSL_LAB_TRUST = frozenset({"cert_chain_of_trust", "cert_revocation"})
+TESTSSL_SERIOUS = frozenset({"MEDIUM", "HIGH", "CRITICAL"})
+
+
+def run_testssl(address, port=443, path="/"):
+    """testssl.sh (TESTSSL_CHECKS) against https://address:port/path: its
+    findings, a list of {"id", "severity", "finding", ...} from --jsonfile."""
+    binary = shutil.which("testssl") or shutil.which("testssl.sh")
+    assert binary, "testssl.sh is not installed on the controller (Debian package testssl.sh)"
+    jsonfile = pathlib.Path(EPHEMERAL) / f"testssl-{address}-{port}.json"
+    jsonfile.unlink(missing_ok=True)
+    argv = [binary, "--quiet", "--color", "0", "--warnings", "off", "--sneaky", *TESTSSL_CHECKS,
+            "--jsonfile", str(jsonfile), f"https://{address}:{port}{path}"]
+    # The exit status counts findings of any kind: the JSON is the verdict.
+    run = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert jsonfile.exists(), run.stdout[-3000:] + run.stderr[-2000:]
+    findings = json.loads(jsonfile.read_text())
+    assert any(f["id"] == "scanTime" for f in findings), run.stdout[-3000:]
+    return findings
+
+
+def serious_tls_findings(findings, accepted=()):
+    """Findings of severity MEDIUM or above, but for the lab's trust chain
+    and the ids in `accepted`."""
+    skip = TESTSSL_LAB_TRUST | set(accepted)
+    return [(f["id"], f["severity"], f["finding"]) for f in findings
+            if f["severity"] in TESTSSL_SERIOUS and f["id"] not in skip]
 
 
 def scenario_converge_playbook():
