@@ -184,9 +184,36 @@ def load_user(user_id: str) -> Optional[User]:
         return None
     if not 0 < uid < 2**31:
         return None
-    user = db.session.get(User, uid)
+    user = _load_member(uid)
     if user is None or user.session_generation != generation:
         return None
+    return user
+
+
+# What a page view needs of the visitor's own account (not the password hash, not
+# the email: they load on access, as any expired attribute would).
+_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation")
+
+
+def _load_member(uid: int) -> Optional[User]:
+    """The account, for a GET from the member cache (see forum.pagecache), else the DB."""
+    from sqlalchemy.orm import make_transient_to_detached
+    from sqlalchemy.orm.util import identity_key
+
+    from .pagecache import cached_user_row
+
+    def row() -> Optional[dict]:
+        user = db.session.get(User, uid)
+        return None if user is None else {c: getattr(user, c) for c in _SESSION_COLUMNS}
+
+    key = identity_key(User, uid)
+    values = cached_user_row(str(uid), row)
+    user = db.session.identity_map.get(key)
+    if values is None or user is not None:  # none, or loaded by row() (or earlier) in this session
+        return user if values is not None else None
+    user = User(**values)
+    make_transient_to_detached(user)  # a clean, persistent-to-be copy: no INSERT, no query
+    db.session.add(user)
     return user
 
 
