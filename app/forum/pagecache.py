@@ -204,11 +204,11 @@ def _cached(cache: PageCache, key: str, render: Callable[[], Any]) -> Any:
     return value
 
 
-def cached_user_row(key: str, load: Callable[[], Any]) -> Any:
+def cached_user_row(key: str, load: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
     """``load()``'s result (an account's column values) for GET/HEAD requests, kept under
-    the page cache's invalidation; ``load()`` itself for any other request or without
-    a cache. ``None`` (no such account) is never stored."""
+    the page cache's invalidation; ``fallback()`` for any other request or without a
+    cache. ``None`` (no such account) is never stored."""
     cache: PageCache | None = current_app.extensions.get(USER_CACHE_KEY)
     if cache is None or not has_request_context() or request.method not in ("GET", "HEAD"):
-        return load()
+        return fallback()
     return _cached(cache, f"user:{key}", load)

@@ -64,7 +64,7 @@ def _post_url(post: Post) -> str:
     return url_for("topics.topic", topic_id=post.topic_id, page=page, _anchor=f"p{post.id}")
 
 
-def _can_edit(post: Post | SimpleNamespace) -> bool:
+def _can_edit(post: Post) -> bool:
     return current_user.is_authenticated and (
         current_user.is_moderator or (post.user_id == current_user.id and not current_user.is_banned)
     )
@@ -157,23 +157,44 @@ def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
 
 def _render_topic_page(shared: dict, reply_form: PostForm | None = None):
     topic = shared["topic"]
+    viewer = current_user._get_current_object()
     # Forms only for logged-in users: building one stores a CSRF token in the session,
     # which anonymous readers (and the page cache) do not need.
-    form = move_form = None
-    if current_user.is_authenticated:
-        form = reply_form or PostForm()
-        if current_user.is_moderator:
+    reply_fields = move_form = None
+    editable: frozenset[int] | set[int] = frozenset()
+    if viewer.is_authenticated:
+        if viewer.is_moderator:
             move_form = _move_form(topic)
+            editable = {p.id for p in shared["posts"]}
+        elif not viewer.is_banned:
+            editable = {p.id for p in shared["posts"] if p.user_id == viewer.id}
+        # A failed reply shows its form again (text, errors); else the empty form's
+        # fields, which are the same for everybody (the CSRF token is added per page).
+        reply_fields = (_reply_fields(reply_form) if reply_form is not None
+                        else _empty_reply_fields())
     return render_template(
         "topics/topic.html",
         topic=topic,
         posts=shared["posts"],
         pagination_html=shared["pagination"],
-        form=form,
+        reply_fields=reply_fields,
         first_post_id=shared["first_post_id"],
-        can_edit=_can_edit,
+        editable=editable,
         move_form=move_form,
     )
+
+
+def _reply_fields(form: PostForm) -> Markup:
+    return Markup(get_template_attribute("topics/_posts.html", "reply_fields")(form))
+
+
+def _empty_reply_fields() -> Markup:
+    """The empty reply form's fields, rendered once per app (they hold nothing personal)."""
+    cached = current_app.extensions.get("forum_reply_fields")
+    if cached is None:
+        cached = _reply_fields(PostForm(formdata=None, meta={"csrf": False}))
+        current_app.extensions["forum_reply_fields"] = cached
+    return cached
 
 
 def _move_form(topic: Topic) -> MoveTopicForm:
