@@ -8,7 +8,8 @@ Figures, not a test. Run from the repository root with the app's virtualenv:
 It starts a private PostgreSQL cluster in a temp dir (tests/pg_harness.py; unix
 socket only, never the machine's own cluster), migrates it, loads demo data,
 serves the app with Gunicorn on 127.0.0.1, and runs ``wrk`` against:
-the board index, a board page, a topic page and a trivial endpoint (/ping).
+the board index, a board page, a topic page and a trivial endpoint (/ping): anonymous
+with the page cache off and on, and as a logged-in member (``--cache-modes``).
 Requires: PostgreSQL server binaries (Debian package ``postgresql``) and ``wrk``.
 """
 from __future__ import annotations
