@@ -8,12 +8,14 @@ Figures, not a test. Run from the repository root with the app's virtualenv:
 It starts a private PostgreSQL cluster in a temp dir (tests/pg_harness.py; unix
 socket only, never the machine's own cluster), migrates it, loads demo data,
 serves the app with Gunicorn on 127.0.0.1, and runs ``wrk`` against:
-the board index, a board page, a topic page and a trivial endpoint (/ping).
+the board index, a board page, a topic page and a trivial endpoint (/ping): anonymous
+with the page cache off and on, and as a logged-in member (``--cache-modes``).
 Requires: PostgreSQL server binaries (Debian package ``postgresql``) and ``wrk``.
 """
 from __future__ import annotations
 
 import argparse
+import http.cookiejar
 import os
 import re
 import shutil
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -74,6 +77,26 @@ def run_wrk(url: str, duration: int, connections: int, threads: int,
     return parse_wrk(out)
 
 
+BENCH_USER = "benchmember"
+
+
+def member_cookie(base: str, password: str) -> str:
+    """Log BENCH_USER in as a browser would: GET the form, POST it back with its CSRF
+    token and the session cookie; returns the ``Cookie:`` value of the logged-in session."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    form = opener.open(base + "/login").read().decode()
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', form)
+    if token is None:
+        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', form)
+    data = urllib.parse.urlencode({"csrf_token": token.group(1), "username": BENCH_USER,
+                                   "password": password}).encode()
+    page = opener.open(base + "/login", data=data).read().decode()
+    if "Log out" not in page:
+        raise SystemExit("bench member login failed")
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
 def serve_and_measure(env: dict, gunicorn: Path, args, mode: str) -> float:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -92,23 +115,31 @@ def serve_and_measure(env: dict, gunicorn: Path, args, mode: str) -> float:
             ("board    /b/board-1?page=50", "/b/board-1?page=50"),
             (f"topic    /t/{topic_id}", f"/t/{topic_id}"),
         ]
+        headers: list[str] = []
+        if mode == "member":
+            headers = [f"Cookie: {member_cookie(base, env['FORUM_ADMIN_PASSWORD'])}"]
+            page = urllib.request.urlopen(urllib.request.Request(
+                base + targets[3][1], headers=dict([headers[0].split(": ", 1)]))).read().decode()
+            if BENCH_USER not in page:  # the cookie must really make the requests a member's
+                raise SystemExit("the member cookie does not log in")
         for _, path in targets:  # warm every worker's pool and caches
-            run_wrk(base + path, 2, args.connections, args.threads)
+            run_wrk(base + path, 2, args.connections, args.threads, headers)
         results = {}
-        print(f"\n[{mode}] wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
+        who = "logged-in member (session cookie), page cache on" if mode == "member" else mode
+        print(f"\n[{who}] wrk -t{args.threads} -c{args.connections} -d{args.duration}s, "
               f"gunicorn {args.workers} sync workers, {os.cpu_count()} CPUs")
         print("(each page is measured right after its own /ping run; the ratio is to that run,"
               " which keeps it meaningful when the machine's load varies)")
         print(f"{'endpoint':32} {'req/s':>9} {'p99':>9} {'/ping req/s':>11} {'vs trivial':>10}")
         for label, path in targets[1:]:
             ping_rps, ping_p99, _ = run_wrk(base + "/ping", args.duration, args.connections, args.threads)
-            rps, p99, errors = run_wrk(base + path, args.duration, args.connections, args.threads)
+            rps, p99, errors = run_wrk(base + path, args.duration, args.connections, args.threads, headers)
             results[path] = rps / ping_rps
             flag = f"  ({errors} non-2xx!)" if errors else ""
             print(f"{label:32} {rps:9.0f} {p99:>9} {ping_rps:11.0f} {rps / ping_rps * 100:9.0f}%{flag}",
                   flush=True)
         print(f"{'trivial  /ping (last run)':32} {ping_rps:9.0f} {ping_p99:>9}")
-        return results["/b/board-1"]
+        return results
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -124,8 +155,9 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--app-dir", type=Path, default=APP_DIR,
                     help="app to serve (e.g. an export of an older release, to compare)")
-    ap.add_argument("--cache-modes", default="off,on",
-                    help="page cache settings to measure: 'off', 'on' or 'off,on'")
+    ap.add_argument("--cache-modes", default="off,on,member",
+                    help="what to measure, comma-separated: 'off' (anonymous, page cache off), 'on' "
+                         "(anonymous, page cache on), 'member' (a logged-in session cookie, cache on)")
     ap.add_argument("--workers", type=int, default=(os.cpu_count() or 1) * 2,
                     help="gunicorn sync workers (default 2 x CPUs)")
     args = ap.parse_args()
@@ -152,15 +184,23 @@ def main() -> int:
             flask(env, "forum", "ensure-board", f"Board {i}", "--slug", f"board-{i}",
                   "--description", f"Benchmark board {i}")
         print(flask(env, "forum", "demo-data", "--topics", str(args.topics), "--replies", str(args.replies)))
+        env["FORUM_ADMIN_PASSWORD"] = os.urandom(12).hex()  # the bench member's password
+        flask(env, "forum", "create-admin", BENCH_USER, "--email", "bench@example.invalid")
+        flask(env, "forum", "set-role", BENCH_USER, "member")
         print(f"setup: {time.monotonic() - t0:.1f}s; {args.topics} topics, "
               f"{args.topics * args.replies} replies over {args.boards} boards")
 
         summary = []
-        modes = {"off": ("page cache off", "0"), "on": ("page cache on", "10")}
+        modes = {"off": ("page cache off", "0"), "on": ("page cache on", "10"), "member": ("member", "10")}
         for mode, cache_seconds in (modes[m] for m in args.cache_modes.split(",")):
             env["FORUM_PAGE_CACHE_SECONDS"] = cache_seconds
-            ratio = serve_and_measure(env, gunicorn, args, mode)
-            summary.append(f"{mode}: board page / trivial = {ratio:.0%}")
+            results = serve_and_measure(env, gunicorn, args, mode)
+            if mode == "member":
+                index, board, topic = (results[p] for p in list(results) if p != "/b/board-1?page=50")
+                summary.append(f"member: index {index:.0%}, board page {board:.0%}, topic page {topic:.0%}"
+                               " of trivial")
+            else:
+                summary.append(f"{mode}: board page / trivial = {results['/b/board-1']:.0%}")
         print("\n" + "\n".join(summary) + "  (target >= 50%)")
     return 0
 

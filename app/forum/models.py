@@ -30,7 +30,26 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-class User(UserMixin, db.Model):
+class _AccountMixin:
+    """What pages ask of an account: shared by the ORM row and the cached GET copy."""
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_generation}"
+
+    @property
+    def is_moderator(self) -> bool:
+        return self.role in (ROLE_MODERATOR, ROLE_ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == ROLE_ADMIN
+
+    @property
+    def can_post(self) -> bool:
+        return not self.is_banned
+
+
+class User(_AccountMixin, UserMixin, db.Model):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -54,26 +73,11 @@ class User(UserMixin, db.Model):
         self.username_skeleton = skeleton(value)
         return value
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_generation}"
-
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)
-
-    @property
-    def is_moderator(self) -> bool:
-        return self.role in (ROLE_MODERATOR, ROLE_ADMIN)
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == ROLE_ADMIN
-
-    @property
-    def can_post(self) -> bool:
-        return not self.is_banned
 
     def __repr__(self) -> str:  # pragma: no cover
         return f"<User {self.username}>"
@@ -184,10 +188,42 @@ def load_user(user_id: str) -> Optional[User]:
         return None
     if not 0 < uid < 2**31:
         return None
-    user = db.session.get(User, uid)
+    user = _load_member(uid)
     if user is None or user.session_generation != generation:
         return None
     return user
+
+
+# What a page view needs of the visitor's own account (not the password hash, not
+# the email).
+_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation")
+
+
+class CachedAccount(_AccountMixin, UserMixin):
+    """A read-only copy of a member's account for GET requests (``current_user`` on a
+    page view): only the columns above. Views that write use the ORM row, which every
+    POST loads from the database."""
+
+    def __init__(self, values: dict) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"<CachedAccount {self.username}>"
+
+
+def _load_member(uid: int) -> "User | CachedAccount | None":
+    """The account: for a GET a copy from the member cache (see forum.pagecache), else
+    the database row."""
+    from .pagecache import cached_user_row
+
+    def row() -> Optional[dict]:
+        user = db.session.get(User, uid)
+        return None if user is None else {c: getattr(user, c) for c in _SESSION_COLUMNS}
+
+    values = cached_user_row(str(uid), row, fallback=lambda: db.session.get(User, uid))
+    if values is None or isinstance(values, User):
+        return values
+    return CachedAccount(values)
 
 
 # --- counter maintenance -------------------------------------------------------

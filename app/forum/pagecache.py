@@ -19,7 +19,15 @@ most 256 pages (least recently used first out), so odd query strings cannot grow
 Members get no whole cached page (it carries their name and a CSRF token), but the
 expensive middle of list pages -- the rows of a board, the board index -- holds
 nothing personal: ``cached_fragment`` keeps that part, under the same invalidation
-and the same TTL, so a member's request renders only the page around it.
+and the same TTL, so a member's request renders only the page around it. The posts of
+a topic page are such a part too (each post's header and body; its Edit/Delete buttons,
+which depend on who is looking, are added around them per request).
+
+Members' own account rows (``cached_user_row``) are kept the same way, for GET requests
+only: a member's page view then runs no query at all once the shared parts are cached.
+A ban, a role change, a password change or a "log out everywhere" is a commit, so it
+reaches every worker at once; every POST (anything that writes) still loads the account
+from the database.
 """
 from __future__ import annotations
 
@@ -32,10 +40,14 @@ from collections import OrderedDict
 from functools import wraps
 from typing import Any, Callable, NamedTuple
 
-from flask import Flask, Response, current_app, make_response, request, session
+from flask import Flask, Response, current_app, has_request_context, make_response, request, session
 from sqlalchemy import event
 
 EXTENSION_KEY = "forum_page_cache"
+USER_CACHE_KEY = "forum_user_cache"
+# Each invalidation appends one byte to the generation file; past this size it starts
+# again from one byte (its mtime has moved on by then, so the state is still new).
+GENERATION_FILE_MAX = 1 << 20
 
 
 class _Entry(NamedTuple):
@@ -43,6 +55,11 @@ class _Entry(NamedTuple):
     expires: float
     body: Any  # bytes for pages; whatever the render function returned for fragments
     headers: list[tuple[str, str]]
+    # The generation file's state when the render started. File timestamps come from
+    # the kernel's coarse clock (milliseconds behind time_ns()), so "created after the
+    # last write" alone could keep a render that read the rows just before a commit;
+    # the exact state (mtime, size: every write appends a byte) cannot miss one.
+    generation: Any = None
 
 
 class PageCache:
@@ -53,17 +70,21 @@ class PageCache:
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def _generation(self) -> int:
+    def generation(self) -> tuple[int, int]:
+        """The generation file's (mtime, size): changes with every invalidation."""
         try:
-            return os.stat(self.generation_file).st_mtime_ns
+            st = os.stat(self.generation_file)
         except OSError:
-            return 0
+            return (0, 0)
+        return (st.st_mtime_ns, st.st_size)
 
     def get(self, key: str) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires < time.monotonic() or entry.created_ns <= self._generation():
+        generation = self.generation()
+        if (entry.expires < time.monotonic() or entry.created_ns <= generation[0]
+                or (entry.generation is not None and entry.generation != generation)):
             with self._lock:
                 self._entries.pop(key, None)
             return None
@@ -80,8 +101,10 @@ class PageCache:
         with self._lock:
             self._entries.clear()
         try:
-            with open(self.generation_file, "a"):
-                pass
+            with open(self.generation_file, "ab") as f:
+                if f.tell() >= GENERATION_FILE_MAX:
+                    f.truncate(0)
+                f.write(b".")
             os.utime(self.generation_file)
         except OSError:  # pragma: no cover - read-only temp dir: the TTL still bounds staleness
             pass
@@ -94,6 +117,9 @@ def init_page_cache(app: Flask) -> None:
     digest = hashlib.sha256(app.config["SQLALCHEMY_DATABASE_URI"].encode()).hexdigest()[:16]
     cache = PageCache(ttl, os.path.join(tempfile.gettempdir(), f"forum-pagecache-{digest}"))
     app.extensions[EXTENSION_KEY] = cache
+    # Account rows in their own store (one per active member), so that many members
+    # cannot push the shared pages out; same generation file, same TTL.
+    app.extensions[USER_CACHE_KEY] = PageCache(ttl, cache.generation_file, max_entries=4096)
     _listen_for_commits()
 
 
@@ -140,13 +166,14 @@ def cached_page(view: Callable) -> Callable:
             response = Response(entry.body, headers=entry.headers)
             response.headers["X-Page-Cache"] = "hit"
             return response
-        started_ns = time.time_ns()
+        started_ns, generation = time.time_ns(), cache.generation()
         response = make_response(view(*args, **kwargs))
         if (response.status_code == 200 and not session.modified
                 and "Set-Cookie" not in response.headers and not response.is_streamed):
             headers = [(k, v) for k, v in response.headers.items()
                        if k.lower() in ("content-type", "cache-control")]
-            cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, response.get_data(), headers))
+            cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, response.get_data(), headers,
+                                  generation))
         response.headers["X-Page-Cache"] = "miss"
         return response
 
@@ -163,12 +190,25 @@ def cached_fragment(name: str, render: Callable[[], Any]) -> Any:
     cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
     if cache is None:
         return render()
-    key = f"fragment:{name}:{request.full_path}"
+    return _cached(cache, f"fragment:{name}:{request.full_path}", render)
+
+
+def _cached(cache: PageCache, key: str, render: Callable[[], Any]) -> Any:
     entry = cache.get(key)
     if entry is not None:
         return entry.body
-    started_ns = time.time_ns()
+    started_ns, generation = time.time_ns(), cache.generation()
     value = render()
     if value is not None:
-        cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, value, []))
+        cache.put(key, _Entry(started_ns, time.monotonic() + cache.ttl, value, [], generation))
     return value
+
+
+def cached_user_row(key: str, load: Callable[[], Any], fallback: Callable[[], Any]) -> Any:
+    """``load()``'s result (an account's column values) for GET/HEAD requests, kept under
+    the page cache's invalidation; ``fallback()`` for any other request or without a
+    cache. ``None`` (no such account) is never stored."""
+    cache: PageCache | None = current_app.extensions.get(USER_CACHE_KEY)
+    if cache is None or not has_request_context() or request.method not in ("GET", "HEAD"):
+        return fallback()
+    return _cached(cache, f"user:{key}", load)

@@ -1,8 +1,12 @@
 """Topics and posts: view, create, reply, edit, delete, moderate."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from types import SimpleNamespace
+
+from flask import (Blueprint, abort, current_app, flash, get_template_attribute, redirect, render_template,
+                   request, url_for)
 from flask_login import current_user, login_required
+from markupsafe import Markup
 from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
@@ -10,7 +14,7 @@ from . import services
 from .extensions import db, limiter, posting_exempt, posting_key, posting_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
-from .pagecache import cached_page
+from .pagecache import cached_fragment, cached_page
 from .utils import get_page, moderator_required
 
 bp = Blueprint("topics", __name__)
@@ -92,11 +96,27 @@ def new_topic(slug: str):
 @bp.get("/t/<int:topic_id>")
 @cached_page
 def topic(topic_id: int):
-    return _render_topic(_get_topic(topic_id, deleted_ok=True), get_page())
+    if _sees_deleted():  # admins: deleted posts and topics too, never from the shared cache
+        return _render_topic(_get_topic(topic_id, deleted_ok=True), get_page())
+    # Everybody else sees the same topic head and posts: a shared fragment (see
+    # forum.pagecache); the buttons and forms that depend on who looks are added here.
+    shared = cached_fragment("topic", lambda: _shared_topic(topic_id, get_page()))
+    if shared is None:
+        abort(404)
+    return _render_topic_page(shared)
 
 
-def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
-    sees_deleted = _sees_deleted()
+def _shared_topic(topic_id: int, page: int) -> dict | None:
+    """The parts of a topic page that are the same for every non-admin visitor."""
+    topic = db.session.scalar(
+        select(Topic).where(Topic.id == topic_id).options(joinedload(Topic.board))
+    )
+    if topic is None or topic.is_deleted:
+        return None
+    return _shared_parts(topic, page, sees_deleted=False)
+
+
+def _shared_parts(topic: Topic, page: int, sees_deleted: bool) -> dict:
     stmt = (
         select(Post)
         .where(Post.topic_id == topic.id)
@@ -113,23 +133,68 @@ def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
         posts.total = db.session.scalar(select(func.count(Post.id)).where(Post.topic_id == topic.id))
     else:
         posts.total = topic.reply_count + 1  # denormalised: no COUNT(*) per page view
-    first_post_id = posts.items[0].id if posts.items and posts.page == 1 else None
+    # Plain values only: a cached fragment outlives the session its rows came from.
+    head = SimpleNamespace(
+        id=topic.id, title=topic.title, is_pinned=topic.is_pinned, is_locked=topic.is_locked,
+        is_deleted=topic.is_deleted, deleted_at=topic.deleted_at, board_id=topic.board_id,
+        reply_count=topic.reply_count, board=SimpleNamespace(slug=topic.board.slug, name=topic.board.name),
+    )
+    module = get_template_attribute("topics/_posts.html", "post_head")
+    items = [SimpleNamespace(id=p.id, user_id=p.user_id, is_deleted=p.is_deleted, html=Markup(module(p)))
+             for p in posts.items]
+    return {
+        "topic": head,
+        "posts": items,
+        "pagination": Markup(get_template_attribute("_macros.html", "pagination")(posts)),
+        "first_post_id": items[0].id if items and posts.page == 1 else None,
+    }
+
+
+def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
+    """The topic page straight from the database (admins, and a failed reply)."""
+    return _render_topic_page(_shared_parts(topic, page, _sees_deleted()), reply_form)
+
+
+def _render_topic_page(shared: dict, reply_form: PostForm | None = None):
+    topic = shared["topic"]
+    viewer = current_user._get_current_object()
     # Forms only for logged-in users: building one stores a CSRF token in the session,
     # which anonymous readers (and the page cache) do not need.
-    form = move_form = None
-    if current_user.is_authenticated:
-        form = reply_form or PostForm()
-        if current_user.is_moderator:
+    reply_fields = move_form = None
+    editable: frozenset[int] | set[int] = frozenset()
+    if viewer.is_authenticated:
+        if viewer.is_moderator:
             move_form = _move_form(topic)
+            editable = {p.id for p in shared["posts"]}
+        elif not viewer.is_banned:
+            editable = {p.id for p in shared["posts"] if p.user_id == viewer.id}
+        # A failed reply shows its form again (text, errors); else the empty form's
+        # fields, which are the same for everybody (the CSRF token is added per page).
+        reply_fields = (_reply_fields(reply_form) if reply_form is not None
+                        else _empty_reply_fields())
     return render_template(
         "topics/topic.html",
         topic=topic,
-        posts=posts,
-        form=form,
-        first_post_id=first_post_id,
-        can_edit=_can_edit,
+        posts=shared["posts"],
+        pagination_html=shared["pagination"],
+        reply_fields=reply_fields,
+        first_post_id=shared["first_post_id"],
+        editable=editable,
         move_form=move_form,
     )
+
+
+def _reply_fields(form: PostForm) -> Markup:
+    return Markup(get_template_attribute("topics/_posts.html", "reply_fields")(form))
+
+
+def _empty_reply_fields() -> Markup:
+    """The empty reply form's fields, rendered once per app (they hold nothing personal)."""
+    cached = current_app.extensions.get("forum_reply_fields")
+    if cached is None:
+        cached = _reply_fields(PostForm(formdata=None, meta={"csrf": False}))
+        current_app.extensions["forum_reply_fields"] = cached
+    return cached
 
 
 def _move_form(topic: Topic) -> MoveTopicForm:

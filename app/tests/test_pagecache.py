@@ -129,3 +129,84 @@ def test_an_unknown_board_is_a_404_for_members_every_time(new_db_url, cached_app
     login(member)
     assert member.get("/b/nowhere").status_code == 404
     assert member.get("/b/nowhere").status_code == 404
+
+
+def test_members_see_every_write_at_once_across_workers(new_db_url, cached_app):
+    """Topic pages, board pages and the index are built from shared fragments and the
+    member's account is cached for GETs: a reply, an edit, a delete, a lock, a role
+    change and a ban made through one app ("worker") show on the next page the member
+    gets from another app on the same database."""
+    url = new_db_url()
+    worker1, worker2 = cached_app(url), cached_app(url)
+    create_board(worker1)
+    create_user(worker1)  # alice: the writer
+    create_user(worker1, username="bob")  # bob: the reader, on the other worker
+    create_user(worker1, username="admin", role="admin")
+    alice, admin, bob = worker1.test_client(), worker1.test_client(), worker2.test_client()
+    login(alice)
+    login(admin, username="admin")
+    login(bob, username="bob")
+    topic_id = new_topic(alice, title="Cached topic", body="opening words")
+
+    def seen(path: str) -> str:
+        # Twice: the second view comes from the fragment and account caches.
+        bob.get(path)
+        with count_queries(worker2) as statements:
+            page = bob.get(path)
+        assert page.status_code == 200
+        return page.get_data(as_text=True)
+
+    topic_page = f"/t/{topic_id}"
+    assert "opening words" in seen(topic_page)
+    with count_queries(worker2) as statements:
+        bob.get(topic_page)
+    assert statements == []  # the whole member page from the caches: no query at all
+
+    # bob sees his own buttons only on his own posts: per-viewer parts are not shared.
+    assert bob.post(f"/t/{topic_id}/reply", data={"body": "bob was here"}).status_code == 302
+    page = seen(topic_page)
+    assert "bob was here" in page and page.count(">Edit</a>") == 1
+    alice_view = alice.get(topic_page).get_data(as_text=True)
+    assert "bob was here" in alice_view and alice_view.count(">Edit</a>") == 1
+
+    # A reply, an edit, a delete.
+    assert alice.post(f"/t/{topic_id}/reply", data={"body": "second reply"}).status_code == 302
+    assert "second reply" in seen(topic_page)
+    with worker1.app_context():
+        from forum.extensions import db
+        from forum.models import Post
+        from sqlalchemy import select
+
+        reply_id = db.session.scalar(select(Post.id).where(Post.body == "second reply"))
+    assert alice.post(f"/p/{reply_id}/edit", data={"body": "edited reply"}).status_code == 302
+    page = seen(topic_page)
+    assert "edited reply" in page and "second reply" not in page and "(edited " in page
+    assert alice.post(f"/p/{reply_id}/delete", data={"reason": ""}).status_code == 302
+    assert "edited reply" not in seen(topic_page)
+
+    # A lock: bob's reply form goes away at once.
+    assert "reply-form" in seen(topic_page)
+    assert admin.post(f"/t/{topic_id}/lock").status_code == 302
+    page = seen(topic_page)
+    assert "reply-form" not in page and "This topic is locked" in page and "Locked" in page
+
+    # A role change: bob gets the moderator tools on his next page.
+    assert "mod-tools" not in seen(topic_page)
+    assert admin.post("/u/bob/role", data={"role": "moderator"}).status_code == 302
+    assert "mod-tools" in seen(topic_page)
+    assert admin.post("/u/bob/role", data={"role": "member"}).status_code == 302
+    assert "mod-tools" not in seen(topic_page)
+
+    # A ban ends bob's sessions: his very next page is an anonymous one.
+    assert "Log out" in seen(topic_page)
+    assert admin.post("/u/bob/ban", data={"reason": ""}).status_code == 302
+    page = seen(topic_page)
+    assert "Log out" not in page and "Log in</a> to reply" in page
+
+    # A deleted topic is gone for members at once (404), kept for the admin.
+    alice2 = worker2.test_client()
+    login(alice2)
+    assert alice2.get(topic_page).status_code == 200
+    assert admin.post(f"/t/{topic_id}/delete", data={"reason": ""}).status_code == 302
+    assert alice2.get(topic_page).status_code == 404
+    assert admin.get(topic_page).status_code == 200
