@@ -22,6 +22,8 @@ import http.cookiejar, re, ssl, sys, urllib.error, urllib.parse, urllib.request
 opener = urllib.request.build_opener(
     urllib.request.HTTPSHandler(context=ssl._create_unverified_context()),
     urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+# Flask-WTF checks the Referer of an HTTPS POST, as a browser sends it.
+opener.addheaders = [('Referer', 'https://127.0.0.1/login')]
 page = opener.open('https://127.0.0.1/login', timeout=30).read().decode()
 token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page).group(1)
 form = urllib.parse.urlencode({'csrf_token': token, 'username': sys.argv[1],
