@@ -67,13 +67,14 @@ def test_the_repository_holds_no_plaintext(db1, repo):
         assert found.rc == 1, found.stdout
         # Every file pgBackRest wrote is an encrypted one (OpenSSL's
         # "Salted__" header), compressed or not.
-        files = repo.host.check_output(
-            "find /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup -type f "
-            "! -name '*.copy' ! -type l").split()
-        assert len(files) > 5
-        plain = [f for f in files if repo.host.check_output(f"head -c 8 {f} | od -An -c | tr -d ' '") != "Salted__"]
+        count = int(repo.host.check_output(
+            "find /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup -type f | wc -l"))
+        assert count > 5
+        plain = repo.host.check_output(
+            "find /var/lib/pgbackrest/archive /var/lib/pgbackrest/backup -type f | "
+            "while read -r f; do [ \"$(head -c 8 \"$f\")\" = Salted__ ] || echo \"$f\"; done").split()
         assert plain == [], plain[:5]
-        # The segment just archived reads back only with the passphrase.
+        # pgBackRest, which holds the passphrase, still reads the repository.
         assert repo.pgbackrest("repo-ls", "archive").rc == 0
 
 
