@@ -3,7 +3,8 @@
 Hosts and how to reach them come from the Ansible inventory (the same one
 `site.yml` uses), never from a second list:
 
-    fab status                         # release, health and services per web host
+    fab status                         # release, health and services per web host,
+                                       # newest backup and WAL archive lag per backup host
     fab logs --lines 100               # the app's and nginx's recent logs
     fab deploy                         # run playbooks/deploy.yml
     fab rollback                       # back to the release before current
@@ -123,6 +124,12 @@ def _on_web_hosts(inventory, action):
     hosts = _inventory_hosts(inventory, "web")
     if not hosts:
         raise SystemExit(f"no hosts in group 'web' of {inventory}")
+    _on_hosts(hosts, action)
+
+
+def _on_hosts(hosts, action):
+    """Run action(name, connection) for each of `hosts` (from
+    _inventory_hosts); see _on_web_hosts."""
     # Fabric would connect straight to the address instead: say so first.
     proxied = [host["name"] for host in hosts
                if {"proxyjump", "proxycommand"} & set(host["options"])]
@@ -160,10 +167,86 @@ def _status(name, conn):
     print("  services: " + ", ".join(f"{unit}={state}" for unit, state in zip(units, states)))
 
 
+# pgBackRest's repository account and stanza (the pgbackrest role's defaults).
+BACKUP_USER = "pgbackrest"
+BACKUP_STANZA = "forum"
+
+
+def _backup_report(stanza, now, newest_wal_mtime, check_ok, check_error=""):
+    """The lines `fab status` prints for a backup host, from `pgbackrest
+    info --output=json`'s entry for the stanza, the time now, the mtime of
+    the newest archived WAL segment in the repository (None: none found)
+    and whether `pgbackrest check` passed."""
+    backups = stanza.get("backup", [])
+    if backups:
+        newest = max(backups, key=lambda b: b["timestamp"]["stop"])
+        age = now - newest["timestamp"]["stop"]
+        backup = (f"{newest['label']} ({newest['type']}), {_age(age)} ago; "
+                  f"{sum(1 for b in backups if b['type'] == 'full')} full, {len(backups)} in all")
+    else:
+        backup = "none"
+    archives = [a for a in stanza.get("archive", []) if a.get("max")]
+    newest_wal = archives[-1]["max"] if archives else None
+    if newest_wal and newest_wal_mtime is not None:
+        archive = f"newest WAL {newest_wal}, archived {_age(now - newest_wal_mtime)} ago"
+    else:
+        archive = "no WAL archived"
+    status = stanza.get("status", {})
+    error_lines = check_error.strip().splitlines()
+    check = "ok" if check_ok else "FAILED" + (f": {error_lines[-1]}" if error_lines else "")
+    return [f"  stanza {stanza.get('name', '?')}: {status.get('message', '?')} (code {status.get('code', '?')})",
+            f"  newest backup: {backup}",
+            f"  archive: {archive}",
+            f"  check: {check}"]
+
+
+def _age(seconds):
+    seconds = max(0, int(seconds))
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    if seconds < 172800:
+        return f"{seconds // 3600} h"
+    return f"{seconds // 86400} d"
+
+
+def _backup_status(name, conn):
+    pgbackrest = f"pgbackrest --stanza={BACKUP_STANZA}"
+    info = conn.sudo(f"{pgbackrest} --output=json info", hide=True, warn=True, user=BACKUP_USER)
+    if not info.ok:
+        print(f"{name}: pgbackrest info FAILED: {info.stderr.strip()}")
+        return
+    stanza = json.loads(info.stdout)[0]
+    archives = [a for a in stanza.get("archive", []) if a.get("max")]
+    mtime = None
+    if archives:
+        found = conn.sudo(f"find /var/lib/pgbackrest/archive/{BACKUP_STANZA} -name "
+                          f"{shlex.quote(archives[-1]['max'] + '*')} -printf '%T@\\n'",
+                          hide=True, warn=True, user=BACKUP_USER).stdout.split()
+        mtime = max(map(float, found)) if found else None
+    # check switches a WAL segment on the db host and waits for it in the
+    # repository: the whole archiving path, end to end.
+    check = conn.sudo(f"{pgbackrest} check", hide=True, warn=True, user=BACKUP_USER)
+    now = float(conn.run("date +%s", hide=True).stdout)
+    print(f"{name}: pgBackRest repository")
+    for line in _backup_report(stanza, now, mtime, check.ok, check.stderr + check.stdout):
+        print(line)
+
+
 @task
 def status(c, inventory=DEFAULT_INVENTORY):
-    """Show the live release, the health check and the services on every web host."""
-    _on_web_hosts(inventory, _status)
+    """Show the live release, the health check and the services on every web
+    host; the newest backup, the WAL archive lag and pgBackRest's check on
+    every backup host."""
+    webs = _inventory_hosts(inventory, "web")
+    backups = _inventory_hosts(inventory, "backup")
+    if not webs and not backups:
+        raise SystemExit(f"no hosts in group 'web' or 'backup' of {inventory}")
+    if webs:
+        _on_web_hosts(inventory, _status)
+    if backups:
+        _on_hosts(backups, _backup_status)
 
 
 @task
