@@ -122,7 +122,8 @@ def test_switch_from_self_signed_to_acme_drops_no_request(web, pebble):
         deadline = time.monotonic() + 300
         while not stop.is_set() and time.monotonic() < deadline and len(results) < 20000:
             try:
-                results.append(request(web.address, "/", host=DOMAIN, timeout=5)[0])
+                # By address: the self-signed site does not serve DOMAIN yet.
+                results.append(request(web.address, "/", timeout=5)[0])
             except (OSError, ssl.SSLError) as error:
                 results.append(repr(error))
 
@@ -180,7 +181,8 @@ def assert_failed_order_kept_the_site(run, web, pebble, before, vhost_cert_line,
     # certbot's own words, quoted after the role's.
     assert cause in output.split("certbot said:")[-1], output[-3000:]
     assert served_serial(web, pebble) == before
-    assert request(web.address, "/", host=DOMAIN)[0] == 200
+    # By address: the failed run's domain replaced DOMAIN in the server names.
+    assert request(web.address, "/")[0] == 200
     with web.host.sudo():
         assert web.host.check_output(f"grep -m1 ssl_certificate {VHOST}") == vhost_cert_line
         web.host.check_output("nginx -t -q")
