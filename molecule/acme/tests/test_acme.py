@@ -7,7 +7,7 @@ the run naming certbot's error while the site keeps serving the certificate
 it had.
 
 The tests run in file order: the last one restarts pebble, which makes a
-new root CA."""
+new root CA and forgets every account."""
 import json
 import socket
 import ssl
