@@ -92,8 +92,10 @@ def _init_extensions(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
+    from .mail import init_mail
     from .pagecache import init_page_cache
 
+    init_mail(app)
     init_page_cache(app)
 
 
@@ -111,11 +113,13 @@ def _register_blueprints(app: Flask) -> None:
     from .cli import bp as cli_bp
     from .errors import register_error_handlers
     from .health import bp as health_bp
+    from .recovery import bp as recovery_bp
     from .topics import bp as topics_bp
     from .users import bp as users_bp
 
     app.register_blueprint(boards_bp)
     app.register_blueprint(auth_bp)
+    app.register_blueprint(recovery_bp)
     app.register_blueprint(topics_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(health_bp)

@@ -10,6 +10,7 @@ import click
 from flask import Blueprint
 from sqlalchemy import func, insert, select, text
 
+from . import services
 from .extensions import db
 from .markup import render_markdown
 from .models import ROLE_ADMIN, Board, Post, Topic, User, recount_all, utcnow
@@ -119,6 +120,49 @@ def set_role(username: str, role: str) -> None:
     user.role = role
     db.session.commit()
     click.echo(f"{user.username}: {role}")
+
+
+@bp.cli.command("reset-link")
+@click.argument("username")
+@click.option("--base-url", help="The forum's address (default: $FORUM_PUBLIC_URL).")
+def reset_link(username: str, base_url: str | None) -> None:
+    """Print a password reset link for USERNAME, for forums that send no mail.
+
+    Hand it to the member over a channel you trust: it works once, for
+    FORUM_PASSWORD_RESET_SECONDS, and only until the password changes."""
+    from flask import current_app
+
+    from .recovery import reset_url
+
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    base = (base_url or current_app.config.get("FORUM_PUBLIC_URL") or "").rstrip("/")
+    if not base.startswith(("https://", "http://")):
+        raise click.ClickException(
+            "the forum's address is unknown: set FORUM_PUBLIC_URL or pass --base-url https://...")
+    click.echo(reset_url(user, base))
+
+
+@bp.cli.command("set-password")
+@click.argument("username")
+def set_password(username: str) -> None:
+    """Set USERNAME's password, read from standard input (prompted on a terminal).
+
+    Every session and remember-me cookie of the account ends."""
+    user = find_user(username)
+    if user is None:
+        raise click.ClickException(f"no such user: {username}")
+    if sys.stdin.isatty():
+        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not 8 <= len(password) <= 200:
+        raise click.ClickException("the password must be 8 to 200 characters long")
+    user.set_password(password)
+    services.revoke_sessions(user)
+    db.session.commit()
+    click.echo(f"{user.username}: password set, every session ended")
 
 
 @bp.cli.command("recount")

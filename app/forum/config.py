@@ -23,6 +23,23 @@ an error naming the variable):
   (default ``10 per minute``; moderators and admins are exempt).
 - ``FORUM_NEW_ACCOUNT_POST_RATE_LIMIT``: the same for accounts younger than
   ``FORUM_NEW_ACCOUNT_SECONDS`` (defaults ``3 per 10 minutes`` and ``86400``).
+- ``FORUM_RESET_RATE_LIMIT``: password reset requests per client address
+  (default ``5 per hour``); ``FORUM_RESET_ACCOUNT_RATE_LIMIT``: per account asked
+  for, from any address, so nobody can flood a member's mailbox (``3 per hour``).
+
+E-mail (password reset links; Flask-Mail). Unset ``FORUM_MAIL_SERVER``: the forum
+sends no mail and the reset page tells members to ask an administrator, who
+makes a link with ``flask forum reset-link``.
+
+- ``FORUM_MAIL_SERVER``, ``FORUM_MAIL_PORT`` (default 587, 465 with ``ssl``, 25
+  with ``none``), ``FORUM_MAIL_SECURITY`` (``starttls`` default, ``ssl`` or
+  ``none``), ``FORUM_MAIL_USERNAME`` / ``FORUM_MAIL_PASSWORD`` (optional),
+  ``FORUM_MAIL_FROM`` (required with a server).
+- ``FORUM_PUBLIC_URL``: the forum's address as members reach it, e.g.
+  ``https://forum.example.org``; links in mails use it, never the request's
+  Host header. Required with a mail server.
+- ``FORUM_PASSWORD_RESET_SECONDS``: how long a reset link works (60-86400,
+  default 3600). A link works once: it is tied to the password it replaces.
 """
 from __future__ import annotations
 
@@ -87,6 +104,57 @@ def _parse_age(name: str, value: str | None, default: int) -> int:
     if seconds < 0:
         raise ConfigError(f"{name} must be a whole number of seconds (0 or more), got {value!r}")
     return seconds
+
+
+MAIL_SECURITY = {"starttls": 587, "ssl": 465, "none": 25}
+
+
+def _parse_int(name: str, value: str | None, default: int, low: int, high: int) -> int:
+    if value is None or value.strip() == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = low - 1
+    if not low <= number <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {value!r}")
+    return number
+
+
+def _parse_mail(env: Mapping[str, str]) -> dict[str, Any]:
+    """Flask-Mail's settings and the public URL from FORUM_MAIL_* (see above)."""
+    server = (env.get("FORUM_MAIL_SERVER") or "").strip()
+    security = (env.get("FORUM_MAIL_SECURITY") or "starttls").strip().lower()
+    if security not in MAIL_SECURITY:
+        raise ConfigError(
+            f"FORUM_MAIL_SECURITY must be one of {', '.join(MAIL_SECURITY)}, got {security!r}")
+    port = _parse_int("FORUM_MAIL_PORT", env.get("FORUM_MAIL_PORT"), MAIL_SECURITY[security], 1, 65535)
+    sender = (env.get("FORUM_MAIL_FROM") or "").strip()
+    public_url = (env.get("FORUM_PUBLIC_URL") or "").strip().rstrip("/")
+    if public_url and not public_url.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"FORUM_PUBLIC_URL must start with https:// (or http://), got {public_url!r}")
+    if server and not sender:
+        raise ConfigError("FORUM_MAIL_SERVER is set but FORUM_MAIL_FROM is not: "
+                          "set the sender address, e.g. forum@example.org")
+    if server and not public_url:
+        raise ConfigError("FORUM_MAIL_SERVER is set but FORUM_PUBLIC_URL is not: links in mails "
+                          "need the forum's address, e.g. https://forum.example.org")
+    return {
+        "MAIL_SERVER": server or None,
+        "MAIL_PORT": port,
+        "MAIL_USE_TLS": security == "starttls",
+        "MAIL_USE_SSL": security == "ssl",
+        "MAIL_USERNAME": (env.get("FORUM_MAIL_USERNAME") or "").strip() or None,
+        "MAIL_PASSWORD": env.get("FORUM_MAIL_PASSWORD") or None,
+        "MAIL_DEFAULT_SENDER": sender or None,
+        # Flask-Mail suppresses sending under TESTING by default; the tests
+        # send to a local SMTP sink instead.
+        "MAIL_SUPPRESS_SEND": False,
+        "FORUM_PUBLIC_URL": public_url or None,
+        "FORUM_PASSWORD_RESET_SECONDS": _parse_int(
+            "FORUM_PASSWORD_RESET_SECONDS", env.get("FORUM_PASSWORD_RESET_SECONDS"), 3600, 60, 86400),
+    }
 
 
 def normalise_database_url(url: str) -> str:
@@ -167,6 +235,11 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             "3 per 10 minutes"),
         "FORUM_NEW_ACCOUNT_SECONDS": _parse_age(
             "FORUM_NEW_ACCOUNT_SECONDS", env.get("FORUM_NEW_ACCOUNT_SECONDS"), 86400),
+        "FORUM_RESET_RATE_LIMIT": _parse_limit(
+            "FORUM_RESET_RATE_LIMIT", env.get("FORUM_RESET_RATE_LIMIT"), "5 per hour"),
+        "FORUM_RESET_ACCOUNT_RATE_LIMIT": _parse_limit(
+            "FORUM_RESET_ACCOUNT_RATE_LIMIT", env.get("FORUM_RESET_ACCOUNT_RATE_LIMIT"), "3 per hour"),
+        **_parse_mail(env),
         # Anonymous page cache lifetime (see forum.pagecache); 0 disables it.
         "PAGE_CACHE_SECONDS": _parse_seconds(env.get("FORUM_PAGE_CACHE_SECONDS"), 10.0),
         "TOPICS_PER_PAGE": 20,

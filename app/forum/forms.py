@@ -103,6 +103,21 @@ class ChangePasswordForm(FlaskForm):
     submit = SubmitField("Change password")
 
 
+class ForgotPasswordForm(FlaskForm):
+    account = StringField("Username or e-mail address", filters=[nfkc, _strip],
+                          validators=[DataRequired(), Length(max=255)])
+    submit = SubmitField("Send me a link")
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200)])
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[DataRequired(), EqualTo("password", message="Passwords must match.")],
+    )
+    submit = SubmitField("Set new password")
+
+
 class BoardForm(FlaskForm):
     name = StringField("Name", filters=[nfkc, _strip], validators=[DataRequired(), NoSpoofing(), Length(min=1, max=120)])
     slug = StringField(

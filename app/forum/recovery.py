@@ -1,0 +1,122 @@
+"""Account recovery: a password reset link by e-mail, signed, expiring, single use.
+
+The link carries the account id and a fingerprint of its current password
+hash and session generation, signed with the app's secret key
+(itsdangerous) and stamped with the time: it stops working after
+FORUM_PASSWORD_RESET_SECONDS, once the password is changed (by this link or
+any other way), and when the member logs out everywhere.
+"""
+from __future__ import annotations
+
+import hashlib
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, logout_user
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import func, select
+
+from . import services
+from .extensions import db, limiter, normalise_username
+from .forms import ForgotPasswordForm, ResetPasswordForm
+from .identity import find_user
+from .mail import mail_enabled, send_mail
+from .models import User
+
+bp = Blueprint("recovery", __name__)
+
+RESET_ACCOUNT_SCOPE = "reset-account"
+
+
+def reset_limit() -> str:
+    return current_app.config["FORUM_RESET_RATE_LIMIT"]
+
+
+def reset_account_limit() -> str:
+    return current_app.config["FORUM_RESET_ACCOUNT_RATE_LIMIT"]
+
+
+def reset_account_key() -> str:
+    return "reset:" + (normalise_username(request.form.get("account")) or "-")
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="forum.password-reset")
+
+
+def _fingerprint(user: User) -> str:
+    seed = f"{user.id}:{user.password_hash}:{user.session_generation}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+def reset_token(user: User) -> str:
+    return _serializer().dumps({"u": user.id, "f": _fingerprint(user)})
+
+
+def user_for_token(token: str) -> User | None:
+    """The account a valid, unexpired, unused link is for; None otherwise."""
+    try:
+        data = _serializer().loads(token, max_age=current_app.config["FORUM_PASSWORD_RESET_SECONDS"])
+        user = db.session.get(User, int(data["u"]))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        return None
+    if user is None or data.get("f") != _fingerprint(user):
+        return None
+    return user
+
+
+def reset_url(user: User, base_url: str | None = None) -> str:
+    """The absolute link, on FORUM_PUBLIC_URL (never the request's Host header)."""
+    base = base_url or current_app.config.get("FORUM_PUBLIC_URL")
+    if not base:  # development without a public URL: the address the request used
+        return url_for("recovery.reset_password", token=reset_token(user), _external=True)
+    with current_app.test_request_context(base_url=base):
+        return url_for("recovery.reset_password", token=reset_token(user), _external=True)
+
+
+def _account(value: str) -> User | None:
+    value = (value or "").strip()
+    if "@" in value:
+        return db.session.scalar(select(User).where(func.lower(User.email) == value.lower()))
+    return find_user(value)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+@limiter.limit(reset_limit, methods=["POST"])
+@limiter.limit(reset_account_limit, methods=["POST"], key_func=reset_account_key,
+               scope=RESET_ACCOUNT_SCOPE)
+def forgot_password():
+    if current_user.is_authenticated:
+        return redirect(url_for("auth.change_password"))
+    mail_on = mail_enabled()
+    form = ForgotPasswordForm()
+    if mail_on and form.validate_on_submit():
+        user = _account(form.account.data)
+        if user is not None and not user.is_banned and user.email:
+            minutes = current_app.config["FORUM_PASSWORD_RESET_SECONDS"] // 60
+            link = reset_url(user)
+            body = render_template("mail/reset_password.txt", user=user, link=link, minutes=minutes)
+            send_mail(f"Reset your password on {urlsplit(link).netloc}", user.email, body)
+        # The same answer whether or not the account exists.
+        flash("If that account exists, a link to reset its password is on its way to the "
+              "account's e-mail address. It works once, for a limited time.", "info")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/forgot_password.html", form=form, mail_on=mail_on)
+
+
+@bp.route("/password/reset/<token>", methods=["GET", "POST"])
+@limiter.limit(reset_limit, methods=["POST"])
+def reset_password(token: str):
+    user = user_for_token(token)
+    if user is None:
+        return render_template("auth/reset_invalid.html"), 400
+    form = ResetPasswordForm()
+    if form.validate_on_submit():
+        user.set_password(form.password.data)
+        services.revoke_sessions(user)  # every session and remember-me cookie ends
+        db.session.commit()
+        if current_user.is_authenticated:
+            logout_user()
+        flash("Your password has been changed: log in with the new one.", "success")
+        return redirect(url_for("auth.login"))
+    return render_template("auth/reset_password.html", form=form, user=user)
