@@ -113,6 +113,7 @@ def _register_blueprints(app: Flask) -> None:
     from .cli import bp as cli_bp
     from .errors import register_error_handlers
     from .health import bp as health_bp
+    from .notifications import bp as notifications_bp
     from .recovery import bp as recovery_bp
     from .topics import bp as topics_bp
     from .users import bp as users_bp
@@ -120,6 +121,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(boards_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(recovery_bp)
+    app.register_blueprint(notifications_bp)
     app.register_blueprint(topics_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(health_bp)

@@ -182,7 +182,7 @@ def rerender() -> None:
     """Re-render every post's HTML from its Markdown (after sanitiser changes)."""
     count = 0
     for post in db.session.scalars(select(Post).execution_options(yield_per=500)):
-        post.body_html = render_markdown(post.body)
+        post.body_html = services.render_post(post.body)[0]
         count += 1
     db.session.commit()
     click.echo(f"re-rendered {count} posts")

@@ -67,6 +67,9 @@ class User(_AccountMixin, UserMixin, db.Model):
     # Part of every session and remember-me cookie (see get_id/load_user); bumping it
     # (password change, logout, "log out everywhere", ban) revokes all of them.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Unread rows of notifications (kept by forum.notifications): the header's count
+    # without a query per page view.
+    unread_notifications: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     @validates("username")
     def _set_skeleton(self, key: str, value: str) -> str:
@@ -178,6 +181,25 @@ class ModerationLog(db.Model):
     actor: Mapped[User] = relationship()
 
 
+class Notification(db.Model):
+    """Something for one member to look at: ``actor`` mentioned them in a post
+    (``mention``) or replied in their topic (``reply``)."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (Index("ix_notifications_user_id_read_at", "user_id", "read_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    actor_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    read_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+
+    actor: Mapped[User] = relationship(foreign_keys=[actor_id])
+    post: Mapped["Post"] = relationship()
+
+
 @login_manager.user_loader
 def load_user(user_id: str) -> Optional[User]:
     """Session and remember-me ids are "<id>:<generation>"; an id from a revoked
@@ -196,7 +218,8 @@ def load_user(user_id: str) -> Optional[User]:
 
 # What a page view needs of the visitor's own account (not the password hash, not
 # the email).
-_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation")
+_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation",
+                    "unread_notifications")
 
 
 class CachedAccount(_AccountMixin, UserMixin):

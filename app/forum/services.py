@@ -4,13 +4,14 @@ Every function here only adds to the current session/transaction; callers commit
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import false, func, or_, select, update
 
 from .extensions import db
-from .markup import render_markdown
+from .markup import mention_candidates, names_lookup, render_with_mentions
 from .models import (
     Board,
     ModerationLog,
+    Notification,
     Post,
     Topic,
     User,
@@ -31,16 +32,54 @@ def revoke_sessions(user: User) -> None:
     db.session.expire(user, ["session_generation"])
 
 
+# At most this many members are notified by one post (mentions past it stay links).
+MAX_NOTIFIED_MENTIONS = 20
+
+
+def render_post(body: str) -> tuple[str, list[str]]:
+    """A post's HTML with its @mentions of existing members linked (one query),
+    and the usernames it mentions."""
+    candidates = mention_candidates(body)
+    names: dict[str, str] = {}
+    if candidates:
+        folded = {c.casefold() for c in candidates}
+        names = names_lookup(db.session.scalars(select(User.username).where(
+            or_(User.username.in_(candidates), func.lower(User.username).in_(folded)))))
+    return render_with_mentions(body, names)
+
+
+def notify(post: Post, author: User, mentioned: list[str], topic_author_id: int | None = None) -> None:
+    """Notifications for ``post``: each member it mentions (not the author, not
+    banned ones), and the topic's author (``topic_author_id``) for a reply."""
+    recipients: dict[int, str] = {}
+    names = list(dict.fromkeys(mentioned))[:MAX_NOTIFIED_MENTIONS]
+    if names:
+        for uid in db.session.scalars(select(User.id).where(User.username.in_(names),
+                                                            User.is_banned == false())):
+            recipients[uid] = "mention"
+    if topic_author_id is not None:
+        recipients.setdefault(topic_author_id, "reply")
+    recipients.pop(author.id, None)
+    if not recipients:
+        return
+    for uid, kind in recipients.items():
+        db.session.add(Notification(user_id=uid, actor_id=author.id, kind=kind, post_id=post.id))
+    db.session.execute(update(User).where(User.id.in_(recipients))
+                       .values(unread_notifications=User.unread_notifications + 1)
+                       .execution_options(synchronize_session=False))
+
+
 def create_topic(board: Board, author: User, title: str, body: str) -> Topic:
     now = utcnow()
     topic = Topic(board_id=board.id, user_id=author.id, title=title.strip(), created_at=now,
                   last_post_at=now, reply_count=0)
     db.session.add(topic)
     db.session.flush()
-    post = Post(topic_id=topic.id, user_id=author.id, body=body, body_html=render_markdown(body),
-                created_at=now)
+    html, mentioned = render_post(body)
+    post = Post(topic_id=topic.id, user_id=author.id, body=body, body_html=html, created_at=now)
     db.session.add(post)
     db.session.flush()
+    notify(post, author, mentioned)
     topic.last_post_id = post.id
     db.session.execute(
         update(Board)
@@ -60,10 +99,11 @@ def create_topic(board: Board, author: User, title: str, body: str) -> Topic:
 
 def create_reply(topic: Topic, author: User, body: str) -> Post:
     now = utcnow()
-    post = Post(topic_id=topic.id, user_id=author.id, body=body, body_html=render_markdown(body),
-                created_at=now)
+    html, mentioned = render_post(body)
+    post = Post(topic_id=topic.id, user_id=author.id, body=body, body_html=html, created_at=now)
     db.session.add(post)
     db.session.flush()
+    notify(post, author, mentioned, topic_author_id=topic.user_id)
     db.session.execute(
         update(Topic)
         .where(Topic.id == topic.id)
@@ -81,9 +121,13 @@ def create_reply(topic: Topic, author: User, body: str) -> Post:
 
 
 def edit_post(post: Post, body: str) -> None:
+    """Change a post; members it newly mentions are notified (once: the ones it
+    mentioned before are not again)."""
+    before = set(render_post(post.body)[1])
     post.body = body
-    post.body_html = render_markdown(body)
+    post.body_html, mentioned = render_post(body)
     post.updated_at = utcnow()
+    notify(post, post.author, [name for name in mentioned if name not in before])
 
 
 def log_action(actor: User, action: str, target: Topic | Post | User, reason: str | None = None) -> None:
