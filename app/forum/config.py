@@ -23,6 +23,9 @@ an error naming the variable):
   (default ``10 per minute``; moderators and admins are exempt).
 - ``FORUM_NEW_ACCOUNT_POST_RATE_LIMIT``: the same for accounts younger than
   ``FORUM_NEW_ACCOUNT_SECONDS`` (defaults ``3 per 10 minutes`` and ``86400``).
+- ``FORUM_PREVIEW_RATE_LIMIT``: previews of a draft (the Preview button: rendered,
+  never stored; they do not count against the posting limits) per account
+  (default ``30 per minute``).
 - ``FORUM_RESET_RATE_LIMIT``: password reset requests per client address
   (default ``5 per hour``); ``FORUM_RESET_ACCOUNT_RATE_LIMIT``: per account asked
   for, from any address, so nobody can flood a member's mailbox (``3 per hour``).
@@ -235,6 +238,8 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
             "3 per 10 minutes"),
         "FORUM_NEW_ACCOUNT_SECONDS": _parse_age(
             "FORUM_NEW_ACCOUNT_SECONDS", env.get("FORUM_NEW_ACCOUNT_SECONDS"), 86400),
+        "FORUM_PREVIEW_RATE_LIMIT": _parse_limit(
+            "FORUM_PREVIEW_RATE_LIMIT", env.get("FORUM_PREVIEW_RATE_LIMIT"), "30 per minute"),
         "FORUM_RESET_RATE_LIMIT": _parse_limit(
             "FORUM_RESET_RATE_LIMIT", env.get("FORUM_RESET_RATE_LIMIT"), "5 per hour"),
         "FORUM_RESET_ACCOUNT_RATE_LIMIT": _parse_limit(

@@ -109,6 +109,11 @@ def posting_limit() -> str:
     return config["FORUM_POST_RATE_LIMIT"]
 
 
+def preview_limit() -> str:
+    """Previews of a draft (rendered, never stored) per account."""
+    return current_app.config["FORUM_PREVIEW_RATE_LIMIT"]
+
+
 def posting_exempt() -> bool:
     from flask_login import current_user
 

@@ -65,11 +65,13 @@ class TopicForm(FlaskForm):
     title = StringField("Title", validators=[DataRequired(), NoSpoofing(), Length(min=3, max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
     submit = SubmitField("Create topic")
+    preview = SubmitField("Preview")
 
 
 class PostForm(FlaskForm):
     body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
     submit = SubmitField("Post reply")
+    preview = SubmitField("Preview")
 
 
 class EditPostForm(FlaskForm):
@@ -77,6 +79,7 @@ class EditPostForm(FlaskForm):
     title = StringField("Title", validators=[Optional(), NoSpoofing(), Length(min=3, max=200)])
     body = TextAreaField("Message", validators=[DataRequired(), Length(min=1, max=50000)])
     submit = SubmitField("Save")
+    preview = SubmitField("Preview")
 
 
 class ActionForm(FlaskForm):

@@ -11,7 +11,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
 from . import services
-from .extensions import db, limiter, posting_exempt, posting_key, posting_limit
+from .extensions import db, limiter, posting_exempt, posting_key, posting_limit, preview_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
 from .pagecache import cached_fragment, cached_page
@@ -70,15 +70,31 @@ def _can_edit(post: Post) -> bool:
     )
 
 
-# New topics and replies share one limit per account (forum.extensions.posting_limit).
+def _previewing() -> bool:
+    """A post form sent with its Preview button: render the draft, store nothing."""
+    return request.method == "POST" and "preview" in request.form
+
+
+# New topics and replies share one limit per account (forum.extensions.posting_limit);
+# previews do not count against it but have their own (FORUM_PREVIEW_RATE_LIMIT).
 _posting_limit = limiter.shared_limit(
-    posting_limit, scope="posting", key_func=posting_key, methods=["POST"], exempt_when=posting_exempt
+    posting_limit, scope="posting", key_func=posting_key, methods=["POST"],
+    exempt_when=lambda: posting_exempt() or _previewing(),
 )
+_preview_limit = limiter.shared_limit(
+    preview_limit, scope="preview", key_func=posting_key, methods=["POST"],
+    exempt_when=lambda: not _previewing(),
+)
+
+
+def _draft_html(body: str) -> Markup:
+    return Markup(services.render_post(body)[0])
 
 
 @bp.route("/b/<slug>/new", methods=["GET", "POST"])
 @login_required
 @_posting_limit
+@_preview_limit
 def new_topic(slug: str):
     board = db.session.scalar(select(Board).where(Board.slug == slug))
     if board is None:
@@ -86,6 +102,9 @@ def new_topic(slug: str):
     _require_can_post()
     form = TopicForm()
     if form.validate_on_submit():
+        if form.preview.data:
+            return render_template("topics/new.html", board=board, form=form,
+                                   preview=_draft_html(form.body.data))
         topic = services.create_topic(board, current_user, form.title.data, form.body.data)
         db.session.commit()
         flash("Topic created.", "success")
@@ -150,12 +169,12 @@ def _shared_parts(topic: Topic, page: int, sees_deleted: bool) -> dict:
     }
 
 
-def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None):
-    """The topic page straight from the database (admins, and a failed reply)."""
-    return _render_topic_page(_shared_parts(topic, page, _sees_deleted()), reply_form)
+def _render_topic(topic: Topic, page: int, reply_form: PostForm | None = None, preview: Markup | None = None):
+    """The topic page straight from the database (admins, a failed or previewed reply)."""
+    return _render_topic_page(_shared_parts(topic, page, _sees_deleted()), reply_form, preview)
 
 
-def _render_topic_page(shared: dict, reply_form: PostForm | None = None):
+def _render_topic_page(shared: dict, reply_form: PostForm | None = None, preview: Markup | None = None):
     topic = shared["topic"]
     viewer = current_user._get_current_object()
     # Forms only for logged-in users: building one stores a CSRF token in the session,
@@ -181,6 +200,7 @@ def _render_topic_page(shared: dict, reply_form: PostForm | None = None):
         first_post_id=shared["first_post_id"],
         editable=editable,
         move_form=move_form,
+        preview=preview,
     )
 
 
@@ -212,19 +232,22 @@ def _move_form(topic: Topic) -> MoveTopicForm:
 @bp.post("/t/<int:topic_id>/reply")
 @login_required
 @_posting_limit
+@_preview_limit
 def reply(topic_id: int):
     topic = _get_topic(topic_id)
     _require_can_post()
     if topic.is_locked and not current_user.is_moderator:
         abort(403, description="This topic is locked.")
     form = PostForm()
+    last_page = topic.reply_count // current_app.config["POSTS_PER_PAGE"] + 1
     if form.validate_on_submit():
+        if form.preview.data:  # the last page, the draft above the form that still holds it
+            return _render_topic(topic, last_page, reply_form=form, preview=_draft_html(form.body.data))
         post = services.create_reply(topic, current_user, form.body.data)
         db.session.commit()
         return redirect(_post_url(post))
     # Not posted: show the topic's last page with the form still holding the text.
     flash("Reply not posted: see the message under the text box.", "error")
-    last_page = topic.reply_count // current_app.config["POSTS_PER_PAGE"] + 1
     return _render_topic(topic, last_page, reply_form=form), 400
 
 
@@ -235,6 +258,7 @@ def post(post_id: int):
 
 @bp.route("/p/<int:post_id>/edit", methods=["GET", "POST"])
 @login_required
+@_preview_limit
 def edit_post(post_id: int):
     post = _get_post(post_id)
     if not _can_edit(post):
@@ -245,6 +269,9 @@ def edit_post(post_id: int):
     form = EditPostForm(obj=post)
     if request.method == "GET" and is_opening_post:
         form.title.data = post.topic.title
+    if form.validate_on_submit() and form.preview.data:
+        return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post,
+                               preview=_draft_html(form.body.data))
     if form.validate_on_submit():
         services.edit_post(post, form.body.data)
         if is_opening_post and form.title.data and form.title.data.strip():
