@@ -109,6 +109,7 @@ def _include_in_autogenerate(obj, name, type_, reflected, compare_to) -> bool:
 def _register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
+    from .avatars import bp as avatars_bp
     from .boards import bp as boards_bp
     from .cli import bp as cli_bp
     from .errors import register_error_handlers
@@ -122,6 +123,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(auth_bp)
     app.register_blueprint(recovery_bp)
     app.register_blueprint(notifications_bp)
+    app.register_blueprint(avatars_bp)
     app.register_blueprint(topics_bp)
     app.register_blueprint(users_bp)
     app.register_blueprint(health_bp)

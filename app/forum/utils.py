@@ -119,4 +119,5 @@ def url_prefixes() -> dict[str, str]:
     """Path prefixes for links repeated on list pages (``prefix ~ id`` is much cheaper
     than one ``url_for`` per row, and still honours SCRIPT_NAME)."""
     root = request.script_root
-    return {"topic": root + "/t/", "post": root + "/p/", "user": root + "/u/", "board": root + "/b/"}
+    return {"topic": root + "/t/", "post": root + "/p/", "user": root + "/u/", "board": root + "/b/",
+            "avatar": root + "/avatar/"}
