@@ -1,12 +1,15 @@
 """Board index, board pages and search."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import bindparam, false, select
 from sqlalchemy.orm import aliased, joinedload
 
+from . import reading
 from .extensions import db
+from .forms import ActionForm
 from .models import Board, Post, Topic, User
 from .pagecache import cached_fragment, cached_page
 from .search import search_hits
@@ -18,11 +21,23 @@ bp = Blueprint("boards", __name__)
 @bp.get("/")
 @cached_page
 def index():
-    return render_template("boards/index.html", boards_html=cached_fragment("index", _render_board_list))
+    html, rows = cached_fragment("index", _render_board_list)
+    html = reading.mark(html, reading.unread_boards(current_user, rows))
+    return render_template("boards/index.html", boards_html=html)
 
 
-def _render_board_list() -> Markup:
-    """The board table: the same for every visitor."""
+@bp.post("/read-all")
+@login_required
+def read_all():
+    if ActionForm().validate_on_submit():
+        reading.mark_all_read(current_user.id)
+        db.session.commit()
+        flash("Everything is marked as read.", "success")
+    return redirect(url_for("boards.index"))
+
+
+def _render_board_list() -> tuple[Markup, list]:
+    """The board table, the same for every visitor, and (id, last post time) per board."""
     last_post = joinedload(Board.last_post).load_only(
         Post.id, Post.topic_id, Post.user_id, Post.created_at
     )
@@ -31,7 +46,8 @@ def _render_board_list() -> Markup:
         .options(last_post.joinedload(Post.author), last_post.joinedload(Post.topic))
         .order_by(Board.position, Board.name)
     ).unique().all()
-    return Markup(render_template("boards/_board_list.html", boards=boards))
+    return (Markup(render_template("boards/_board_list.html", boards=boards)),
+            [(b.id, b.last_post_at) for b in boards])
 
 
 def _board_statements():
@@ -80,11 +96,12 @@ def board(slug: str):
     found = cached_fragment("board", lambda: _render_board_listing(slug))
     if found is None:
         abort(404)
-    board, topics_html = found
+    board, topics_html, rows = found
+    topics_html = reading.mark(topics_html, reading.unread_topics(current_user, rows))
     return render_template("boards/board.html", board=board, topics_html=topics_html)
 
 
-def _render_board_listing(slug: str) -> tuple[dict, Markup] | None:
+def _render_board_listing(slug: str) -> tuple[dict, Markup, list] | None:
     board_stmt, rows_stmt = _board_statements()
     # Plain rows, not ORM objects: one query for the board, one for the page of topics.
     board = db.session.execute(board_stmt, {"slug": slug}).first()
@@ -98,7 +115,8 @@ def _render_board_listing(slug: str) -> tuple[dict, Markup] | None:
     # The denormalised topic_count gives the page count: no COUNT(*) per page view.
     topics = RowPagination(rows, get_page(), current_app.config["TOPICS_PER_PAGE"], board.topic_count)
     html = Markup(render_template("boards/_topic_list.html", topics=topics))
-    return {"name": board.name, "slug": board.slug, "description": board.description}, html
+    rows = [(t.id, t.last_post_id, t.last_post_at) for t in topics.items]
+    return {"name": board.name, "slug": board.slug, "description": board.description}, html, rows
 
 
 class SimplePage:

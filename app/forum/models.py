@@ -70,6 +70,8 @@ class User(_AccountMixin, UserMixin, db.Model):
     # Unread rows of notifications (kept by forum.notifications): the header's count
     # without a query per page view.
     unread_notifications: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # "Mark all as read": every post before it counts as seen (forum.reading).
+    read_all_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
 
     @validates("username")
     def _set_skeleton(self, key: str, value: str) -> str:
@@ -181,6 +183,16 @@ class ModerationLog(db.Model):
     actor: Mapped[User] = relationship()
 
 
+class TopicRead(db.Model):
+    """The newest post of a topic shown to a member (forum.reading)."""
+
+    __tablename__ = "topic_reads"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    topic_id: Mapped[int] = mapped_column(ForeignKey("topics.id", ondelete="CASCADE"), primary_key=True)
+    last_post_id: Mapped[int] = mapped_column(Integer)
+
+
 class Notification(db.Model):
     """Something for one member to look at: ``actor`` mentioned them in a post
     (``mention``) or replied in their topic (``reply``)."""
@@ -219,7 +231,7 @@ def load_user(user_id: str) -> Optional[User]:
 # What a page view needs of the visitor's own account (not the password hash, not
 # the email).
 _SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation",
-                    "unread_notifications")
+                    "unread_notifications", "read_all_at")
 
 
 class CachedAccount(_AccountMixin, UserMixin):

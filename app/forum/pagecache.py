@@ -44,6 +44,9 @@ from flask import Flask, Response, current_app, has_request_context, make_respon
 from sqlalchemy import event
 
 EXTENSION_KEY = "forum_page_cache"
+# A session.info flag: the next commit changes nothing any cached page shows
+# (forum.reading's read markers), so it does not invalidate the caches.
+KEEP_CACHE = "forum_keep_cache"
 USER_CACHE_KEY = "forum_user_cache"
 # Each invalidation appends one byte to the generation file; past this size it starts
 # again from one byte (its mtime has moved on by then, so the state is still new).
@@ -136,6 +139,8 @@ def _listen_for_commits() -> None:
 
     @event.listens_for(Session, "after_commit")
     def _after_commit(session) -> None:
+        if session.info.pop(KEEP_CACHE, False):
+            return
         # Flask-SQLAlchemy sessions are scoped to the app context they run in.
         if has_app_context():
             cache = current_app.extensions.get(EXTENSION_KEY)

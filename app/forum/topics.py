@@ -10,7 +10,7 @@ from markupsafe import Markup
 from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
-from . import services
+from . import reading, services
 from .extensions import db, limiter, posting_exempt, posting_key, posting_limit, preview_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
@@ -107,6 +107,7 @@ def new_topic(slug: str):
                                    preview=_draft_html(form.body.data))
         topic = services.create_topic(board, current_user, form.title.data, form.body.data)
         db.session.commit()
+        reading.record_read(current_user, topic.id, topic.last_post_at, topic.last_post_id)  # one's own post
         flash("Topic created.", "success")
         return redirect(url_for("topics.topic", topic_id=topic.id))
     return render_template("topics/new.html", board=board, form=form)
@@ -157,6 +158,7 @@ def _shared_parts(topic: Topic, page: int, sees_deleted: bool) -> dict:
         id=topic.id, title=topic.title, is_pinned=topic.is_pinned, is_locked=topic.is_locked,
         is_deleted=topic.is_deleted, deleted_at=topic.deleted_at, board_id=topic.board_id,
         reply_count=topic.reply_count, board=SimpleNamespace(slug=topic.board.slug, name=topic.board.name),
+        last_post_id=topic.last_post_id, last_post_at=topic.last_post_at,
     )
     module = get_template_attribute("topics/_posts.html", "post_head")
     items = [SimpleNamespace(id=p.id, user_id=p.user_id, is_deleted=p.is_deleted, html=Markup(module(p)))
@@ -191,7 +193,7 @@ def _render_topic_page(shared: dict, reply_form: PostForm | None = None, preview
         # fields, which are the same for everybody (the CSRF token is added per page).
         reply_fields = (_reply_fields(reply_form) if reply_form is not None
                         else _empty_reply_fields())
-    return render_template(
+    page = render_template(
         "topics/topic.html",
         topic=topic,
         posts=shared["posts"],
@@ -202,6 +204,9 @@ def _render_topic_page(shared: dict, reply_form: PostForm | None = None, preview
         move_form=move_form,
         preview=preview,
     )
+    if shared["posts"]:  # after rendering: recording a view may commit
+        reading.record_read(viewer, topic.id, topic.last_post_at, shared["posts"][-1].id)
+    return page
 
 
 def _reply_fields(form: PostForm) -> Markup:
@@ -245,6 +250,7 @@ def reply(topic_id: int):
             return _render_topic(topic, last_page, reply_form=form, preview=_draft_html(form.body.data))
         post = services.create_reply(topic, current_user, form.body.data)
         db.session.commit()
+        reading.record_read(current_user, topic.id, post.created_at, post.id)  # one's own post
         return redirect(_post_url(post))
     # Not posted: show the topic's last page with the form still holding the text.
     flash("Reply not posted: see the message under the text box.", "error")
