@@ -67,6 +67,10 @@ class User(_AccountMixin, UserMixin, db.Model):
     # Part of every session and remember-me cookie (see get_id/load_user); bumping it
     # (password change, logout, "log out everywhere", ban) revokes all of them.
     session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The member's language (forum.i18n.LANGUAGES) and time zone (an IANA name such as
+    # "Asia/Shanghai"); NULL: the browser's language, the forum's default zone.
+    locale: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
+    timezone: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)
 
     @validates("username")
     def _set_skeleton(self, key: str, value: str) -> str:
@@ -196,7 +200,8 @@ def load_user(user_id: str) -> Optional[User]:
 
 # What a page view needs of the visitor's own account (not the password hash, not
 # the email).
-_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation")
+_SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation",
+                    "locale", "timezone")
 
 
 class CachedAccount(_AccountMixin, UserMixin):
