@@ -93,11 +93,12 @@ def _init_extensions(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
-    # Flask-Login flashes this; the callback translates it into the visitor's language.
-    login_manager.login_message = "Please log in to access this page."
-    from flask_babel import gettext
+    # Flask-Login flashes this (a lazy string: str() gives the visitor's language, and
+    # the session stores the plain text).
+    from flask_babel import lazy_gettext
 
-    login_manager.localize_callback = gettext
+    login_manager.login_message = lazy_gettext("Please log in to access this page.")
+    login_manager.localize_callback = str
     login_manager.session_protection = "basic"
 
     from .pagecache import init_page_cache

@@ -153,11 +153,10 @@ def settings():
         form.locale.data = current_user.locale or ""
         form.timezone.data = current_user.timezone or ""
     if form.validate_on_submit():
-        user = db.session.get(User, current_user.id)
+        user = current_user._get_current_object()  # a POST: the database row
         user.locale = form.locale.data or None
         user.timezone = form.timezone.data or None
         db.session.commit()
-        current_user.locale, current_user.timezone = user.locale, user.timezone
         refresh_locale()  # the message below already in the new language
         flash(_("Your settings have been saved."), "success")
         return redirect(url_for("auth.settings"))
