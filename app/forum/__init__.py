@@ -85,11 +85,20 @@ def _init_extensions(app: Flask) -> None:
         include_object=_include_in_autogenerate,
     )
     csrf.init_app(app)
+    from . import i18n
+
+    i18n.init_app(app)
     limiter.init_app(app)
     warn_if_limits_per_worker(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.login_message_category = "info"
+    # Flask-Login flashes this (a lazy string: str() gives the visitor's language, and
+    # the session stores the plain text).
+    from flask_babel import lazy_gettext
+
+    login_manager.login_message = lazy_gettext("Please log in to access this page.")
+    login_manager.localize_callback = str
     login_manager.session_protection = "basic"
 
     from .mail import init_mail
@@ -135,12 +144,19 @@ def _register_blueprints(app: Flask) -> None:
 def _register_template_helpers(app: Flask) -> None:
     from urllib.parse import quote
 
-    from .utils import format_dt, page_url, url_prefixes
+    from .i18n import LANGUAGES, action_name, format_dt, html_lang, log_reason, role_name, target_name
+    from .utils import page_url, url_prefixes
 
     app.jinja_env.filters["dt"] = format_dt
     app.jinja_env.filters["segment"] = lambda value: quote(str(value), safe="")
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["url_prefixes"] = url_prefixes
+    app.jinja_env.globals["html_lang"] = html_lang
+    app.jinja_env.globals["LANGUAGES"] = LANGUAGES
+    app.jinja_env.filters["role_name"] = role_name
+    app.jinja_env.filters["action_name"] = action_name
+    app.jinja_env.filters["target_name"] = target_name
+    app.jinja_env.globals["log_reason"] = log_reason
 
     # The app owns these four on its pages (nginx adds them only where no
     # app answered: static files, its error pages). No inline styles or
@@ -161,8 +177,10 @@ def _register_template_helpers(app: Flask) -> None:
 
     @app.context_processor
     def _inject() -> dict[str, Any]:
+        from flask_babel import gettext
+
         return {
-            "site_title": "Forum",
+            "site_title": gettext("Forum"),
             "forum_version": __version__,
             "forum_release": app.config["FORUM_RELEASE"],
         }

@@ -5,6 +5,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
@@ -57,7 +58,7 @@ def boards():
     if form.validate_on_submit():
         slug = _board_slug(form, None)
         if slug is None:
-            form.slug.errors.append(f"The slug {form.slug.data!r} is already used.")
+            form.slug.errors.append(_("The slug %(slug)s is already used.", slug=repr(form.slug.data)))
         else:
             position = form.position.data
             if position is None:
@@ -66,7 +67,7 @@ def boards():
                           description=(form.description.data or "").strip(), position=position)
             db.session.add(board)
             db.session.commit()
-            flash(f"Board {board.name!r} created.", "success")
+            flash(_("Board %(name)s created.", name=repr(board.name)), "success")
             return redirect(url_for("admin.boards"))
     all_boards = db.session.scalars(select(Board).order_by(Board.position, Board.name)).all()
     return render_template("admin/boards.html", boards=all_boards, form=form, action_form=ActionForm())
@@ -80,7 +81,7 @@ def edit_board(board_id: int):
     if form.validate_on_submit():
         slug = _board_slug(form, board.id)
         if slug is None:
-            form.slug.errors.append(f"The slug {form.slug.data!r} is already used.")
+            form.slug.errors.append(_("The slug %(slug)s is already used.", slug=repr(form.slug.data)))
         else:
             board.name = form.name.data
             board.slug = slug
@@ -88,7 +89,7 @@ def edit_board(board_id: int):
             if form.position.data is not None:
                 board.position = form.position.data
             db.session.commit()
-            flash(f"Board {board.name!r} saved.", "success")
+            flash(_("Board %(name)s saved.", name=repr(board.name)), "success")
             return redirect(url_for("admin.boards"))
     return render_template("admin/edit_board.html", board=board, form=form)
 
@@ -99,11 +100,11 @@ def delete_board(board_id: int):
     board = db.session.get(Board, board_id) or abort(404)
     # Deleted topics count here: they can still be restored (see the moderation log).
     if db.session.scalar(select(func.count(Topic.id)).where(Topic.board_id == board.id)):
-        flash("Only empty boards can be deleted: move its topics (deleted ones too) first.", "error")
+        flash(_("Only empty boards can be deleted: move its topics (deleted ones too) first."), "error")
     else:
         db.session.delete(board)
         db.session.commit()
-        flash(f"Board {board.name!r} deleted.", "info")
+        flash(_("Board %(name)s deleted.", name=repr(board.name)), "info")
     return redirect(url_for("admin.boards"))
 
 

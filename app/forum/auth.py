@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import refresh as refresh_locale
 from flask_login import current_user, login_required, login_user, logout_user
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -18,7 +20,7 @@ from .extensions import (
     register_limit,
 )
 from .identity import find_user, username_taken
-from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm
+from .forms import ActionForm, ChangePasswordForm, LoginForm, RegisterForm, SettingsForm
 from .models import User
 from .utils import is_safe_next, safe_next
 
@@ -49,7 +51,7 @@ def register():
         username = form.username.data.strip()
         email = form.email.data.strip().lower()
         problem = username_taken(username) or (
-            "That username or email is already registered."
+            _("That username or email is already registered.")
             if db.session.scalar(select(User.id).where(func.lower(User.email) == email)) else None)
         if problem:
             form.username.errors.append(problem)
@@ -61,10 +63,11 @@ def register():
                 db.session.commit()
             except IntegrityError:  # lost a race with a concurrent registration
                 db.session.rollback()
-                form.username.errors.append("That username or email is already registered.")
+                form.username.errors.append(_("That username or email is already registered."))
             else:
                 login_user(user)
-                flash("Welcome! Your account has been created.", "success")
+                refresh_locale()
+                flash(_("Welcome! Your account has been created."), "success")
                 return redirect(url_for("boards.index"))
     return render_template("auth/register.html", form=form)
 
@@ -85,9 +88,10 @@ def login():
         elif user.check_password(form.password.data):
             login_user(user, remember=form.remember.data)
             clear_login_failures()
-            flash(f"Logged in as {user.username}.", "success")
+            refresh_locale()  # the member's own language from now on
+            flash(_("Logged in as %(name)s.", name=user.username), "success")
             return redirect(safe_next(form.next.data))
-        flash("Invalid username or password.", "error")
+        flash(_("Invalid username or password."), "error")
         return render_template("auth/login.html", form=form), 401
     return render_template("auth/login.html", form=form)
 
@@ -101,7 +105,8 @@ def logout():
         services.revoke_sessions(current_user)
         db.session.commit()
         logout_user()
-        flash("You have been logged out.", "info")
+        refresh_locale()
+        flash(_("You have been logged out."), "info")
     return redirect(url_for("boards.index"))
 
 
@@ -113,7 +118,8 @@ def logout_everywhere():
         services.revoke_sessions(current_user)
         db.session.commit()
         logout_user()
-        flash("You have been logged out on every device.", "info")
+        refresh_locale()
+        flash(_("You have been logged out on every device."), "info")
     return redirect(url_for("auth.login"))
 
 
@@ -124,7 +130,7 @@ def change_password():
     form = ChangePasswordForm()
     if form.validate_on_submit():
         if not current_user.check_password(form.current.data):
-            form.current.errors.append("That is not your current password.")
+            form.current.errors.append(_("That is not your current password."))
         else:
             user = current_user._get_current_object()
             user.set_password(form.password.data)
@@ -133,6 +139,25 @@ def change_password():
             # ... but this one goes on, under the new generation.
             remember = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token") in request.cookies
             login_user(user, remember=remember)
-            flash("Your password has been changed.", "success")
+            flash(_("Your password has been changed."), "success")
             return redirect(url_for("users.profile", username=current_user.username))
     return render_template("auth/change_password.html", form=form)
+
+
+@bp.route("/account/settings", methods=["GET", "POST"])
+@login_required
+def settings():
+    """The member's language and time zone (forum.i18n)."""
+    form = SettingsForm()
+    if request.method == "GET":
+        form.locale.data = current_user.locale or ""
+        form.timezone.data = current_user.timezone or ""
+    if form.validate_on_submit():
+        user = current_user._get_current_object()  # a POST: the database row
+        user.locale = form.locale.data or None
+        user.timezone = form.timezone.data or None
+        db.session.commit()
+        refresh_locale()  # the message below already in the new language
+        flash(_("Your settings have been saved."), "success")
+        return redirect(url_for("auth.settings"))
+    return render_template("auth/settings.html", form=form)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import bindparam, false, select
@@ -32,7 +33,7 @@ def read_all():
     if ActionForm().validate_on_submit():
         reading.mark_all_read(current_user.id)
         db.session.commit()
-        flash("Everything is marked as read.", "success")
+        flash(_("Everything is marked as read."), "success")
     return redirect(url_for("boards.index"))
 
 

@@ -1,4 +1,8 @@
-"""``flask forum ...`` management commands (used by the Ansible deploy role)."""
+"""``flask forum ...`` management commands (used by the Ansible deploy role).
+
+Messages for people (errors, warnings, summaries) are in the language of the
+environment (``LANG``/``LC_ALL``/``LANGUAGE``, see forum.i18n); the one-word results
+that scripts read (``created``, ``exists``, ``ok``) stay English in every language."""
 from __future__ import annotations
 
 import os
@@ -8,6 +12,7 @@ import time
 
 import click
 from flask import Blueprint
+from flask_babel import gettext
 from sqlalchemy import func, insert, select, text
 
 from . import services
@@ -38,7 +43,7 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
     problem = _board_name_problem(name)
     if slug is not None:
         slug = nfkc(slug).strip()
-        problem = problem or slug_problem(slug) or (None if slug else "--slug must not be empty")
+        problem = problem or slug_problem(slug) or (None if slug else gettext("--slug must not be empty"))
     if problem:
         raise click.ClickException(problem)
     same_name = db.session.scalars(select(Board).where(Board.name == name).order_by(Board.id)).all()
@@ -52,14 +57,19 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
         if holder.name == name:
             click.echo("exists")
             return
-        hint = "" if explicit else "; pass --slug to give the new board another one"
-        raise click.ClickException(
-            f"the slug {slug!r} belongs to another board, {holder.name!r} (id {holder.id}), "
-            f"so board {name!r} was not created{hint}")
+        if explicit:
+            raise click.ClickException(gettext(
+                "the slug %(slug)s belongs to another board, %(other)s (id %(id)d), so board %(name)s "
+                "was not created", slug=repr(slug), other=repr(holder.name), id=holder.id, name=repr(name)))
+        raise click.ClickException(gettext(
+            "the slug %(slug)s belongs to another board, %(other)s (id %(id)d), so board %(name)s "
+            "was not created; pass --slug to give the new board another one",
+            slug=repr(slug), other=repr(holder.name), id=holder.id, name=repr(name)))
     if explicit and same_name:
-        raise click.ClickException(
-            f"board {name!r} already exists with the slug {same_name[0].slug!r}, not {slug!r}; "
-            "change the slug in the admin page or pass that one")
+        raise click.ClickException(gettext(
+            "board %(name)s already exists with the slug %(existing)s, not %(slug)s; "
+            "change the slug in the admin page or pass that one",
+            name=repr(name), existing=repr(same_name[0].slug), slug=repr(slug)))
     if position is None:
         position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
     db.session.add(Board(name=name, slug=slug, description=description, position=position))
@@ -69,12 +79,12 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
 
 def _board_name_problem(name: str) -> str | None:
     if not name:
-        return "NAME must not be empty"
+        return gettext("NAME must not be empty")
     if len(name) > 120:
-        return "NAME is longer than 120 characters"
+        return gettext("NAME is longer than 120 characters")
     found = spoofing_char(name) or (
         f"U+{ord(c):04X}" if (c := next((c for c in name if CONTROL_RE.match(c)), None)) else None)
-    return f"NAME contains an invisible or control character {found}" if found else None
+    return gettext("NAME contains an invisible or control character %(char)s", char=found) if found else None
 
 
 @bp.cli.command("create-admin")
@@ -89,19 +99,21 @@ def create_admin(username: str, email: str) -> None:
     existing = find_user(username)
     if existing is not None:
         if existing.role != ROLE_ADMIN:
-            click.echo(f"warning: user {existing.username!r} exists but is not an admin", err=True)
+            click.echo(gettext("warning: user %(name)s exists but is not an admin", name=repr(existing.username)),
+                       err=True)
         click.echo("exists")
         return
     problem = username_problem(username) or (
-        f"contains an invisible formatting character {found}" if (found := spoofing_char(username)) else None
+        gettext("contains an invisible formatting character %(char)s", char=found)
+        if (found := spoofing_char(username)) else None
     ) or username_taken(username)
     if problem:
-        raise click.ClickException(f"USERNAME {username!r}: {problem}")
+        raise click.ClickException(gettext("USERNAME %(name)s: %(problem)s", name=repr(username), problem=problem))
     password = os.environ.get("FORUM_ADMIN_PASSWORD", "")
     if len(password) < 8:
-        raise click.ClickException("FORUM_ADMIN_PASSWORD must be set to at least 8 characters")
+        raise click.ClickException(gettext("FORUM_ADMIN_PASSWORD must be set to at least 8 characters"))
     if db.session.scalar(select(User.id).where(func.lower(User.email) == email.strip().lower())):
-        raise click.ClickException(f"email {email!r} is already used by another account")
+        raise click.ClickException(gettext("email %(email)s is already used by another account", email=repr(email)))
     user = User(username=username, email=email.strip().lower(), role=ROLE_ADMIN)
     user.set_password(password)
     db.session.add(user)
@@ -116,7 +128,7 @@ def set_role(username: str, role: str) -> None:
     """Set the role of USERNAME."""
     user = find_user(username)
     if user is None:
-        raise click.ClickException(f"no such user: {username}")
+        raise click.ClickException(gettext("no such user: %(name)s", name=username))
     user.role = role
     db.session.commit()
     click.echo(f"{user.username}: {role}")
@@ -136,11 +148,11 @@ def reset_link(username: str, base_url: str | None) -> None:
 
     user = find_user(username)
     if user is None:
-        raise click.ClickException(f"no such user: {username}")
+        raise click.ClickException(gettext("no such user: %(name)s", name=username))
     base = (base_url or current_app.config.get("FORUM_PUBLIC_URL") or "").rstrip("/")
     if not base.startswith(("https://", "http://")):
-        raise click.ClickException(
-            "the forum's address is unknown: set FORUM_PUBLIC_URL or pass --base-url https://...")
+        raise click.ClickException(gettext(
+            "the forum's address is unknown: set FORUM_PUBLIC_URL or pass --base-url https://..."))
     click.echo(reset_url(user, base))
 
 
@@ -152,17 +164,17 @@ def set_password(username: str) -> None:
     Every session and remember-me cookie of the account ends."""
     user = find_user(username)
     if user is None:
-        raise click.ClickException(f"no such user: {username}")
+        raise click.ClickException(gettext("no such user: %(name)s", name=username))
     if sys.stdin.isatty():
-        password = click.prompt("New password", hide_input=True, confirmation_prompt=True)
+        password = click.prompt(gettext("New password"), hide_input=True, confirmation_prompt=True)
     else:
         password = sys.stdin.readline().rstrip("\n")
     if not 8 <= len(password) <= 200:
-        raise click.ClickException("the password must be 8 to 200 characters long")
+        raise click.ClickException(gettext("the password must be 8 to 200 characters long"))
     user.set_password(password)
     services.revoke_sessions(user)
     db.session.commit()
-    click.echo(f"{user.username}: password set, every session ended")
+    click.echo(gettext("%(name)s: password set, every session ended", name=user.username))
 
 
 @bp.cli.command("recount")
@@ -185,7 +197,7 @@ def rerender() -> None:
         post.body_html = services.render_post(post.body)[0]
         count += 1
     db.session.commit()
-    click.echo(f"re-rendered {count} posts")
+    click.echo(gettext("re-rendered %(count)d posts", count=count))
 
 
 DEMO_WORDS = (
@@ -207,7 +219,7 @@ def demo_data(n_topics: int, n_replies: int, board_slug: str | None, seed: int) 
     if board_slug:
         boards = db.session.scalars(select(Board).where(Board.slug == board_slug)).all()
         if not boards:
-            raise click.ClickException(f"no such board: {board_slug}")
+            raise click.ClickException(gettext("no such board: %(slug)s", slug=board_slug))
     else:
         boards = db.session.scalars(select(Board).order_by(Board.position)).all()
     if not boards:
@@ -283,7 +295,8 @@ def demo_data(n_topics: int, n_replies: int, board_slug: str | None, seed: int) 
     recount_all()
     db.session.commit()
     click.echo(
-        f"inserted {n_topics} topics and {created_posts} posts in {time.monotonic() - started:.1f}s",
+        gettext("inserted %(topics)d topics and %(posts)d posts in %(seconds).1fs",
+          topics=n_topics, posts=created_posts, seconds=time.monotonic() - started),
         err=False,
     )
     sys.stdout.flush()

@@ -1,7 +1,11 @@
 """Configuration, read only from environment variables.
 
 Variables: FORUM_ENV, SECRET_KEY, DATABASE_URL, SESSION_COOKIE_SECURE,
-FORUM_RELEASE (plus optional FORUM_PAGE_CACHE_SECONDS and the rate limits below).
+FORUM_RELEASE (plus optional FORUM_PAGE_CACHE_SECONDS, FORUM_DEFAULT_TIMEZONE and the
+rate limits below).
+
+``FORUM_DEFAULT_TIMEZONE``: the time zone (an IANA name such as ``Asia/Shanghai``) of
+the dates shown to visitors and to members who chose none (default ``UTC``).
 
 Rate limits (Flask-Limiter, moving window; each limit is a Flask-Limiter string
 such as ``10 per minute`` or ``5/hour;20/day``; a bad value stops the start with
@@ -158,6 +162,16 @@ def _parse_mail(env: Mapping[str, str]) -> dict[str, Any]:
         "FORUM_PASSWORD_RESET_SECONDS": _parse_int(
             "FORUM_PASSWORD_RESET_SECONDS", env.get("FORUM_PASSWORD_RESET_SECONDS"), 3600, 60, 86400),
     }
+def _parse_timezone(value: str | None) -> str:
+    import pytz
+
+    if value is None or value.strip() == "":
+        return "UTC"
+    if value.strip() not in pytz.all_timezones_set:
+        raise ConfigError(
+            f"FORUM_DEFAULT_TIMEZONE must be an IANA time zone name such as 'UTC' or "
+            f"'Asia/Shanghai', got {value!r}")
+    return value.strip()
 
 
 def normalise_database_url(url: str) -> str:
@@ -247,6 +261,9 @@ def load_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
         **_parse_mail(env),
         # Anonymous page cache lifetime (see forum.pagecache); 0 disables it.
         "PAGE_CACHE_SECONDS": _parse_seconds(env.get("FORUM_PAGE_CACHE_SECONDS"), 10.0),
+        # Dates of visitors and of members without a zone of their own (forum.i18n).
+        "BABEL_DEFAULT_TIMEZONE": _parse_timezone(env.get("FORUM_DEFAULT_TIMEZONE")),
+        "BABEL_DEFAULT_LOCALE": "en",
         "TOPICS_PER_PAGE": 20,
         "POSTS_PER_PAGE": 20,
         "SEARCH_PER_PAGE": 20,

@@ -10,43 +10,47 @@ from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 
+from flask_babel import format_number
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from .extensions import db, limiter
 
 TITLES = {
-    400: "Bad request",
-    401: "Login required",
-    403: "Forbidden",
-    404: "Page not found",
-    405: "Method not allowed",
-    413: "Request too large",
-    429: "Too many requests",
-    500: "Internal server error",
-    503: "Service unavailable",
+    400: _l("Bad request"),
+    401: _l("Login required"),
+    403: _l("Forbidden"),
+    404: _l("Page not found"),
+    405: _l("Method not allowed"),
+    413: _l("Request too large"),
+    429: _l("Too many requests"),
+    500: _l("Internal server error"),
+    503: _l("Service unavailable"),
 }
 
 MESSAGES = {
-    400: "The request could not be understood. If you submitted a form, reload the page and try again.",
-    401: "You need to log in to do that.",
-    403: "You are not allowed to do that.",
-    404: "There is nothing here.",
-    405: "That method is not allowed for this address.",
-    413: "What you sent is larger than the limit of {limit}. Nothing was saved. Your text is not "
+    400: _l("The request could not be understood. If you submitted a form, reload the page and try again."),
+    401: _l("You need to log in to do that."),
+    403: _l("You are not allowed to do that."),
+    404: _l("There is nothing here."),
+    405: _l("That method is not allowed for this address."),
+    413: _l("What you sent is larger than the limit of %(limit)s. Nothing was saved. Your text is not "
          "lost: use your browser's Back button to return to the form, where it is still filled in, "
-         "shorten it (a post may have up to 50,000 characters) and send it again.",
-    429: "You are doing that too often. Please wait a moment and try again.",
-    500: "Something went wrong on our side.",
-    503: "The forum is temporarily unavailable. Please try again in a minute.",
+         "shorten it (a post may have up to 50,000 characters) and send it again."),
+    429: _l("You are doing that too often. Please wait a moment and try again."),
+    500: _l("Something went wrong on our side."),
+    503: _l("The forum is temporarily unavailable. Please try again in a minute."),
 }
 
 
 def render_error(code: int, message: str | None = None):
     if request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json":
-        return jsonify({"status": "error", "code": code, "message": message or MESSAGES.get(code, "")}), code
+        return jsonify({"status": "error", "code": code, "message": str(message or MESSAGES.get(code, ""))}), code
     return (
         render_template(
             "error.html",
             code=code,
-            title=TITLES.get(code, "Error"),
+            title=TITLES.get(code) or _("Error"),
             message=message or MESSAGES.get(code, ""),
             minimal=code in (500, 503),
         ),
@@ -80,7 +84,7 @@ def retry_after_seconds(exc: HTTPException) -> int:
 def render_too_many_requests(exc: HTTPException):
     seconds = retry_after_seconds(exc)
     if request.path.startswith("/healthz") or request.accept_mimetypes.best == "application/json":
-        response = jsonify({"status": "error", "code": 429, "message": MESSAGES[429],
+        response = jsonify({"status": "error", "code": 429, "message": str(MESSAGES[429]),
                             "retry_after": seconds})
     else:
         response = current_app.make_response(render_template(
@@ -101,10 +105,11 @@ def register_error_handlers(app: Flask) -> None:
         if exc.description and exc.description != type(exc).description:
             message = exc.description
         if code == 400 and "CSRF" in (exc.description or ""):
-            message = "Your form expired or is missing its security token. Reload the page and try again."
+            message = _("Your form expired or is missing its security token. Reload the page and try again.")
         if code == 413 and message is None:
             limit = app.config.get("MAX_CONTENT_LENGTH") or 0
-            message = MESSAGES[413].format(limit=f"{limit // 1024} KiB ({limit:,} bytes)")
+            message = MESSAGES[413] % {"limit": _("%(kib)s KiB (%(bytes)s bytes)", kib=limit // 1024,
+                                                       bytes=format_number(limit))}
         return render_error(code, message)
 
     @app.errorhandler(DataError)
@@ -115,7 +120,7 @@ def register_error_handlers(app: Flask) -> None:
             db.session.rollback()
         except Exception:  # pragma: no cover
             pass
-        return render_error(400, "The request contains a value the forum cannot store or look up.")
+        return render_error(400, _("The request contains a value the forum cannot store or look up."))
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)

@@ -14,6 +14,7 @@ import re
 import unicodedata
 
 from flask import Flask, abort, g, request
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.routing import IntegerConverter
 from wtforms import TextAreaField
@@ -53,7 +54,7 @@ class NoSpoofing:
         found = spoofing_char(field.data)
         if found:
             raise ValidationError(
-                f"Contains an invisible or text-direction control character {found}; remove it.")
+                _("Contains an invisible or text-direction control character %(char)s; remove it.", char=found))
 
 
 class HygienicForm(FlaskForm):
@@ -71,8 +72,8 @@ class HygienicForm(FlaskForm):
         ok = super().validate(extra_validators=extra_validators)
         for field in dirty:
             field.errors = list(field.errors) + [
-                "Contained control characters (such as a NUL byte); they were removed. "
-                "Check the text and submit again."]
+                _("Contained control characters (such as a NUL byte); they were removed. "
+                  "Check the text and submit again.")]
         if dirty:
             g.forum_control_chars = True
         return ok and not dirty
@@ -83,8 +84,8 @@ def _reject_control_chars_in_url():
     for key, value in request.args.items(multi=True):
         values += [key, value]
     if any(CONTROL_RE.search(v) for v in values):
-        abort(400, description="The address contains a control character (such as a NUL byte), "
-                               "which is never valid here.")
+        abort(400, description=_("The address contains a control character (such as a NUL byte), "
+                                 "which is never valid here."))
 
 
 def _status_for_dirty_forms(response):

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from flask_babel import gettext as _
+
 USERNAME_MIN = 2
 USERNAME_MAX = 30
 USERNAME_PUNCTUATION = "_-."
@@ -49,15 +51,17 @@ def username_problem(name: str | None) -> str | None:
     """Why ``name`` (already NFKC-normalised) cannot be a username, or None."""
     name = name or ""
     if not USERNAME_MIN <= len(name) <= USERNAME_MAX:
-        return f"Between {USERNAME_MIN} and {USERNAME_MAX} characters, please."
+        return _("Between %(min)d and %(max)d characters, please.", min=USERNAME_MIN, max=USERNAME_MAX)
     if unicodedata.category(name[0])[0] not in "LN":
-        return "Start with a letter or a digit."
+        return _("Start with a letter or a digit.")
     for ch in name:
         category = unicodedata.category(ch)
         if category[0] in "LM" or category == "Nd" or ch in USERNAME_PUNCTUATION:
             continue
-        what = "a space" if ch.isspace() else f"U+{ord(ch):04X} ({unicodedata.name(ch, category)})"
-        return f"Letters, marks and digits of any script and '.', '_', '-' only; not {what}."
+        if ch.isspace():
+            return _("Letters, marks and digits of any script and '.', '_', '-' only; not a space.")
+        what = f"U+{ord(ch):04X} ({unicodedata.name(ch, category)})"
+        return _("Letters, marks and digits of any script and '.', '_', '-' only; not %(char)s.", char=what)
     return None
 
 
@@ -110,5 +114,5 @@ def username_taken(name: str) -> str | None:
     if existing is None:
         return None
     if existing.casefold() == name.casefold():
-        return "That username or email is already registered."
-    return "That username looks too much like an existing one; choose another."
+        return _("That username or email is already registered.")
+    return _("That username looks too much like an existing one; choose another.")

@@ -7,6 +7,7 @@ from the rows, which also drops notifications whose post was deleted since.
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import joinedload
@@ -74,5 +75,5 @@ def read_all():
                            .values(read_at=utcnow()).execution_options(synchronize_session=False))
         _recount(current_user.id)
         db.session.commit()
-        flash("All notifications are marked as read.", "success")
+        flash(_("All notifications are marked as read."), "success")
     return redirect(url_for("notifications.index"))

@@ -23,6 +23,9 @@ and the same TTL, so a member's request renders only the page around it. The pos
 a topic page are such a part too (each post's header and body; its Edit/Delete buttons,
 which depend on who is looking, are added around them per request).
 
+Pages and fragments are kept per language and time zone (``_variant_key``): the same
+address in Chinese or with dates in another zone is another entry.
+
 Members' own account rows (``cached_user_row``) are kept the same way, for GET requests
 only: a member's page view then runs no query at all once the shared parts are cached.
 A ban, a role change, a password change or a "log out everywhere" is a commit, so it
@@ -165,7 +168,7 @@ def cached_page(view: Callable) -> Callable:
         cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
         if cache is None or not _cacheable_request():
             return view(*args, **kwargs)
-        key = request.full_path
+        key = _variant_key(request.full_path)
         entry = cache.get(key)
         if entry is not None:
             response = Response(entry.body, headers=entry.headers)
@@ -195,7 +198,16 @@ def cached_fragment(name: str, render: Callable[[], Any]) -> Any:
     cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
     if cache is None:
         return render()
-    return _cached(cache, f"fragment:{name}:{request.full_path}", render)
+    return _cached(cache, f"fragment:{name}:" + _variant_key(request.full_path), render)
+
+
+def _variant_key(path: str) -> str:
+    """``path`` in the visitor's language and time zone: the same address is a
+    different page in Chinese, or with dates in another zone (forum.i18n), so one
+    visitor's language never reaches the next one."""
+    from .i18n import current_locale, current_zone
+
+    return f"{current_locale()}|{current_zone()}|{path}"
 
 
 def _cached(cache: PageCache, key: str, render: Callable[[], Any]) -> Any:

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Iterable
 
 from flask import current_app
+from flask_babel import gettext
 from markupsafe import Markup
 from sqlalchemy import and_, delete, false, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -30,7 +31,10 @@ from .extensions import db
 from .models import Topic, TopicRead, User, utcnow
 from .pagecache import KEEP_CACHE
 
-BADGE = Markup('<span class="badge badge-new">new</span> ')
+def _badge() -> Markup:
+    return Markup('<span class="badge badge-new">%s</span> ') % gettext("new")
+
+
 _MEMO_SIZE = 10000
 _MEMO_KEY = "forum_read_memo"
 _memo_lock = threading.Lock()
@@ -111,8 +115,9 @@ def unread_boards(viewer, boards: Iterable[tuple[int, datetime | None]]) -> set[
 
 def mark(html: Markup, ids: set[int]) -> Markup:
     """Fill the markers of the unread rows of a cached list fragment."""
+    badge = _badge() if ids else ""
     for row_id in ids:
-        html = Markup(html.replace(f"<!--unread:{row_id}-->", BADGE, 1))
+        html = Markup(html.replace(f"<!--unread:{row_id}-->", badge, 1))
     return html
 
 

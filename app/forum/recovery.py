@@ -12,6 +12,7 @@ import hashlib
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
@@ -96,10 +97,10 @@ def forgot_password():
             minutes = current_app.config["FORUM_PASSWORD_RESET_SECONDS"] // 60
             link = reset_url(user)
             body = render_template("mail/reset_password.txt", user=user, link=link, minutes=minutes)
-            send_mail(f"Reset your password on {urlsplit(link).netloc}", user.email, body)
+            send_mail(_("Reset your password on %(site)s", site=urlsplit(link).netloc), user.email, body)
         # The same answer whether or not the account exists.
-        flash("If that account exists, a link to reset its password is on its way to the "
-              "account's e-mail address. It works once, for a limited time.", "info")
+        flash(_("If that account exists, a link to reset its password is on its way to the "
+                "account's e-mail address. It works once, for a limited time."), "info")
         return redirect(url_for("auth.login"))
     return render_template("auth/forgot_password.html", form=form, mail_on=mail_on)
 
@@ -117,6 +118,6 @@ def reset_password(token: str):
         db.session.commit()
         if current_user.is_authenticated:
             logout_user()
-        flash("Your password has been changed: log in with the new one.", "success")
+        flash(_("Your password has been changed: log in with the new one."), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, user=user)

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 from flask import (Blueprint, abort, current_app, flash, get_template_attribute, redirect, render_template,
                    request, url_for)
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from markupsafe import Markup
 from sqlalchemy import false, func, select
@@ -22,7 +23,7 @@ bp = Blueprint("topics", __name__)
 
 def _require_can_post() -> None:
     if current_user.is_banned:
-        abort(403, description="Your account is banned from posting.")
+        abort(403, description=_("Your account is banned from posting."))
 
 
 def _sees_deleted() -> bool:
@@ -108,7 +109,7 @@ def new_topic(slug: str):
         topic = services.create_topic(board, current_user, form.title.data, form.body.data)
         db.session.commit()
         reading.record_read(current_user, topic.id, topic.last_post_at, topic.last_post_id)  # one's own post
-        flash("Topic created.", "success")
+        flash(_("Topic created."), "success")
         return redirect(url_for("topics.topic", topic_id=topic.id))
     return render_template("topics/new.html", board=board, form=form)
 
@@ -214,12 +215,15 @@ def _reply_fields(form: PostForm) -> Markup:
 
 
 def _empty_reply_fields() -> Markup:
-    """The empty reply form's fields, rendered once per app (they hold nothing personal)."""
-    cached = current_app.extensions.get("forum_reply_fields")
-    if cached is None:
-        cached = _reply_fields(PostForm(formdata=None, meta={"csrf": False}))
-        current_app.extensions["forum_reply_fields"] = cached
-    return cached
+    """The empty reply form's fields, rendered once per app and language (they hold
+    nothing personal, but their labels are in the page's language)."""
+    from .i18n import current_locale
+
+    cached = current_app.extensions.setdefault("forum_reply_fields", {})
+    locale = current_locale()
+    if locale not in cached:
+        cached[locale] = _reply_fields(PostForm(formdata=None, meta={"csrf": False}))
+    return cached[locale]
 
 
 def _move_form(topic: Topic) -> MoveTopicForm:
@@ -242,7 +246,7 @@ def reply(topic_id: int):
     topic = _get_topic(topic_id)
     _require_can_post()
     if topic.is_locked and not current_user.is_moderator:
-        abort(403, description="This topic is locked.")
+        abort(403, description=_("This topic is locked."))
     form = PostForm()
     last_page = topic.reply_count // current_app.config["POSTS_PER_PAGE"] + 1
     if form.validate_on_submit():
@@ -253,7 +257,7 @@ def reply(topic_id: int):
         reading.record_read(current_user, topic.id, post.created_at, post.id)  # one's own post
         return redirect(_post_url(post))
     # Not posted: show the topic's last page with the form still holding the text.
-    flash("Reply not posted: see the message under the text box.", "error")
+    flash(_("Reply not posted: see the message under the text box."), "error")
     return _render_topic(topic, last_page, reply_form=form), 400
 
 
@@ -270,7 +274,7 @@ def edit_post(post_id: int):
     if not _can_edit(post):
         abort(403)
     if post.topic.is_locked and not current_user.is_moderator:
-        abort(403, description="This topic is locked.")
+        abort(403, description=_("This topic is locked."))
     is_opening_post = post.id == _first_post_id(post.topic_id)
     form = EditPostForm(obj=post)
     if request.method == "GET" and is_opening_post:
@@ -283,7 +287,7 @@ def edit_post(post_id: int):
         if is_opening_post and form.title.data and form.title.data.strip():
             post.topic.title = form.title.data.strip()
         db.session.commit()
-        flash("Post updated.", "success")
+        flash(_("Post updated."), "success")
         return redirect(_post_url(post))
     return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post)
 
@@ -307,42 +311,45 @@ def delete_post(post_id: int):
     # Deleting the opening post removes the whole topic; members may only do
     # that while nobody has replied yet.
     if is_opening_post and topic.reply_count > 0 and not current_user.is_moderator:
-        flash("The first post of a topic with replies cannot be deleted.", "error")
+        flash(_("The first post of a topic with replies cannot be deleted."), "error")
         return redirect(url_for("topics.topic", topic_id=topic.id))
     form = ConfirmForm()
     if not form.validate_on_submit():
         # GET, or a POST whose reason is too long: (again) the page, with the error.
         status = 400 if request.method == "POST" else 200
-        what = f"the topic {topic.title!r} with all its posts" if is_opening_post else "this post"
-        return _confirm("Delete topic" if is_opening_post else "Delete post",
-                        f"Delete {what}? Admins can restore it from the moderation log.",
-                        "Delete", _post_url(post), form, status)
+        if is_opening_post:
+            message = _("Delete the topic %(title)s with all its posts? Admins can restore it from "
+                        "the moderation log.", title=repr(topic.title))
+        else:
+            message = _("Delete this post? Admins can restore it from the moderation log.")
+        return _confirm(_("Delete topic") if is_opening_post else _("Delete post"), message,
+                        _("Delete"), _post_url(post), form, status)
     if is_opening_post:
         services.delete_topic(topic)
         services.log_action(current_user, "delete_topic", topic, form.reason.data)
         db.session.commit()
-        flash("Topic deleted.", "info")
+        flash(_("Topic deleted."), "info")
         return redirect(url_for("boards.board", slug=board_slug))
     services.delete_post(post)
     services.log_action(current_user, "delete_post", post, form.reason.data)
     db.session.commit()
-    flash("Post deleted.", "info")
+    flash(_("Post deleted."), "info")
     return redirect(url_for("topics.topic", topic_id=topic.id))
 
 
-def _set_topic_flag(topic_id: int, flag: str, wanted: bool, action: str, done: str):
+def _set_topic_flag(topic_id: int, flag: str, wanted: bool, action: str, already: str, done: str):
     """Explicit states: locking a locked topic changes nothing (a double submit
     cannot undo itself) and logs nothing."""
     if not ActionForm().validate_on_submit():
         abort(400)
     topic = _get_topic(topic_id)
     if getattr(topic, flag) == wanted:
-        flash(f"Topic already {done}.", "info")
+        flash(already, "info")
     else:
         setattr(topic, flag, wanted)
         services.log_action(current_user, action, topic)
         db.session.commit()
-        flash(f"Topic {done}.", "info")
+        flash(done, "info")
     return redirect(url_for("topics.topic", topic_id=topic.id))
 
 
@@ -350,28 +357,30 @@ def _set_topic_flag(topic_id: int, flag: str, wanted: bool, action: str, done: s
 @login_required
 @moderator_required
 def lock_topic(topic_id: int):
-    return _set_topic_flag(topic_id, "is_locked", True, "lock", "locked")
+    return _set_topic_flag(topic_id, "is_locked", True, "lock", _("Topic already locked."), _("Topic locked."))
 
 
 @bp.post("/t/<int:topic_id>/unlock")
 @login_required
 @moderator_required
 def unlock_topic(topic_id: int):
-    return _set_topic_flag(topic_id, "is_locked", False, "unlock", "unlocked")
+    return _set_topic_flag(topic_id, "is_locked", False, "unlock", _("Topic already unlocked."),
+                           _("Topic unlocked."))
 
 
 @bp.post("/t/<int:topic_id>/pin")
 @login_required
 @moderator_required
 def pin_topic(topic_id: int):
-    return _set_topic_flag(topic_id, "is_pinned", True, "pin", "pinned")
+    return _set_topic_flag(topic_id, "is_pinned", True, "pin", _("Topic already pinned."), _("Topic pinned."))
 
 
 @bp.post("/t/<int:topic_id>/unpin")
 @login_required
 @moderator_required
 def unpin_topic(topic_id: int):
-    return _set_topic_flag(topic_id, "is_pinned", False, "unpin", "unpinned")
+    return _set_topic_flag(topic_id, "is_pinned", False, "unpin", _("Topic already unpinned."),
+                           _("Topic unpinned."))
 
 
 @bp.route("/t/<int:topic_id>/delete", methods=["GET", "POST"])
@@ -384,14 +393,15 @@ def delete_topic(topic_id: int):
     if not form.validate_on_submit():
         # GET, or a POST whose reason is too long: (again) the page, with the error.
         status = 400 if request.method == "POST" else 200
-        return _confirm("Delete topic", f"Delete the topic {topic.title!r} with all its posts? "
-                        "Admins can restore it from the moderation log.", "Delete topic",
+        return _confirm(_("Delete topic"),
+                        _("Delete the topic %(title)s with all its posts? Admins can restore it from "
+                          "the moderation log.", title=repr(topic.title)), _("Delete topic"),
                         url_for("topics.topic", topic_id=topic.id), form, status)
     slug = topic.board.slug
     services.delete_topic(topic)
     services.log_action(current_user, "delete_topic", topic, form.reason.data)
     db.session.commit()
-    flash("Topic deleted.", "info")
+    flash(_("Topic deleted."), "info")
     return redirect(url_for("boards.board", slug=slug))
 
 
@@ -408,12 +418,12 @@ def restore_topic(topic_id: int):
         abort(400)
     topic = _get_topic(topic_id, deleted_ok=True)
     if not topic.is_deleted:
-        flash("Topic is not deleted.", "info")
+        flash(_("Topic is not deleted."), "info")
     else:
         services.restore_topic(topic)
         services.log_action(current_user, "restore_topic", topic)
         db.session.commit()
-        flash("Topic restored.", "success")
+        flash(_("Topic restored."), "success")
     return redirect(url_for("topics.topic", topic_id=topic.id))
 
 
@@ -425,12 +435,12 @@ def restore_post(post_id: int):
         abort(400)
     post = _get_post(post_id, deleted_ok=True)
     if not post.is_deleted:
-        flash("Post is not deleted.", "info")
+        flash(_("Post is not deleted."), "info")
     else:
         services.restore_post(post)
         services.log_action(current_user, "restore_post", post)
         db.session.commit()
-        flash("Post restored.", "success")
+        flash(_("Post restored."), "success")
     return redirect(_post_url(post))
 
 
@@ -441,11 +451,11 @@ def move_topic(topic_id: int):
     topic = _get_topic(topic_id)
     form = _move_form(topic)
     if not form.validate_on_submit():
-        abort(400, description="Choose an existing board to move the topic to.")
+        abort(400, description=_("Choose an existing board to move the topic to."))
     target = db.session.get(Board, form.board_id.data)
     if target.id != topic.board_id:
         services.move_topic(topic, target)
         services.log_action(current_user, "move", topic, f"to {target.name}")
         db.session.commit()
-    flash(f"Topic moved to {target.name}.", "info")
+    flash(_("Topic moved to %(board)s.", board=target.name), "info")
     return redirect(url_for("topics.topic", topic_id=topic.id))

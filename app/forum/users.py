@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 from sqlalchemy import false, select
 from sqlalchemy.orm import selectinload
@@ -10,6 +11,7 @@ from . import services
 from .extensions import db
 from .forms import ActionForm, ConfirmForm
 from .hygiene import nfkc
+from .i18n import role_name
 from .identity import find_user
 from .models import ROLES, Post, Topic, User
 from .utils import get_page, moderator_required
@@ -47,7 +49,7 @@ def profile(username: str):
 def _user_to_moderate(username: str) -> User:
     user = _get_user(username)
     if user.id == current_user.id or user.is_admin or (user.is_moderator and not current_user.is_admin):
-        abort(403, description="You cannot ban this user.")
+        abort(403, description=_("You cannot ban this user."))
     return user
 
 
@@ -62,17 +64,18 @@ def ban(username: str):
         # GET, or a POST whose reason is too long: (again) the page, with the error.
         status = 400 if request.method == "POST" else 200
         return render_template(
-            "confirm.html", heading=f"Ban {user.username}", form=form, confirm_label="Ban",
-            message=f"Ban {user.username}? They will be logged out everywhere and can no longer post.",
+            "confirm.html", heading=_("Ban %(name)s", name=user.username), form=form, confirm_label=_("Ban"),
+            message=_("Ban %(name)s? They will be logged out everywhere and can no longer post.",
+                      name=user.username),
             cancel_url=url_for("users.profile", username=user.username)), status
     if user.is_banned:
-        flash(f"{user.username} is already banned.", "info")
+        flash(_("%(name)s is already banned.", name=user.username), "info")
     else:
         user.is_banned = True
         services.revoke_sessions(user)
         services.log_action(current_user, "ban", user, form.reason.data)
         db.session.commit()
-        flash(f"{user.username} banned.", "info")
+        flash(_("%(name)s banned.", name=user.username), "info")
     return redirect(url_for("users.profile", username=user.username))
 
 
@@ -84,12 +87,12 @@ def unban(username: str):
     if not ActionForm().validate_on_submit():
         abort(400)
     if not user.is_banned:
-        flash(f"{user.username} is not banned.", "info")
+        flash(_("%(name)s is not banned.", name=user.username), "info")
     else:
         user.is_banned = False
         services.log_action(current_user, "unban", user)
         db.session.commit()
-        flash(f"{user.username} unbanned.", "info")
+        flash(_("%(name)s unbanned.", name=user.username), "info")
     return redirect(url_for("users.profile", username=user.username))
 
 
@@ -103,10 +106,10 @@ def set_role(username: str):
     if role not in ROLES:
         abort(400)
     if user.id == current_user.id:
-        abort(403, description="You cannot change your own role.")
+        abort(403, description=_("You cannot change your own role."))
     if user.role != role:
         user.role = role
         services.log_action(current_user, "role", user, f"now {role}")
         db.session.commit()
-    flash(f"{user.username} is now {role}.", "info")
+    flash(_("%(name)s is now %(role)s.", name=user.username, role=role_name(role)), "info")
     return redirect(url_for("users.profile", username=user.username))

@@ -9,6 +9,7 @@ from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 from flask import abort, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from flask_sqlalchemy.pagination import Pagination
 
@@ -50,8 +51,8 @@ def _slug_char(ch: str) -> bool:
 def slug_problem(value: Optional[str]) -> Optional[str]:
     """Why ``value`` cannot be a slug as typed (empty is fine: derived from the name)."""
     if value and slugify(value, fallback="") != value:
-        return (f"Lower-case letters and digits (of any script) and single '-' between them "
-                f"only, e.g. {slugify(value)!r}.")
+        return _("Lower-case letters and digits (of any script) and single '-' between them "
+                 "only, e.g. %(example)s.", example=repr(slugify(value)))
     return None
 
 
@@ -66,9 +67,10 @@ def unique_slug(base: str, taken: Callable[[str], bool]) -> str:
 
 
 def format_dt(value: Optional[datetime]) -> str:
-    if value is None:
-        return ""
-    return value.strftime("%Y-%m-%d %H:%M") + " UTC"
+    """The visitor's zone and language (see forum.i18n)."""
+    from .i18n import format_dt as localised
+
+    return localised(value)
 
 
 def page_url(page: int) -> str:

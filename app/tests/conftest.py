@@ -20,12 +20,35 @@ FORUM_ENV_VARS = (
     "FORUM_RESET_RATE_LIMIT", "FORUM_RESET_ACCOUNT_RATE_LIMIT", "FORUM_MAIL_SERVER", "FORUM_MAIL_PORT",
     "FORUM_MAIL_SECURITY", "FORUM_MAIL_USERNAME", "FORUM_MAIL_PASSWORD", "FORUM_MAIL_FROM",
     "FORUM_PUBLIC_URL", "FORUM_PASSWORD_RESET_SECONDS", "FORUM_PREVIEW_RATE_LIMIT",
+    "FORUM_DEFAULT_TIMEZONE",
 )
+
+
+# The CLI's language comes from these (forum.i18n): English unless a test sets one.
+LOCALE_ENV_VARS = ("LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogs():
+    """The .mo files (not in git) from the .po files, as `make catalogs-compile` builds them."""
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    from forum.i18n import TRANSLATIONS_DIR
+
+    for lang in os.listdir(TRANSLATIONS_DIR):
+        po = os.path.join(TRANSLATIONS_DIR, lang, "LC_MESSAGES", "messages.po")
+        if not os.path.isfile(po):
+            continue
+        with open(po, "rb") as f:
+            catalog = read_po(f, locale=lang)
+        with open(po[:-3] + ".mo", "wb") as f:
+            write_mo(f, catalog)
 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch):
-    for name in FORUM_ENV_VARS:
+    for name in FORUM_ENV_VARS + LOCALE_ENV_VARS:
         monkeypatch.delenv(name, raising=False)
     # No page cache (and no generation file in /tmp) unless a test turns it on.
     monkeypatch.setenv("FORUM_PAGE_CACHE_SECONDS", "0")

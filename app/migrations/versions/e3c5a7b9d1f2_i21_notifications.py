@@ -1,14 +1,14 @@
 """notifications (mentions, replies) and users.unread_notifications
 
 Revision ID: e3c5a7b9d1f2
-Revises: d2b4c6e8f0a1
+Revises: e3c5a7b9d1f4
 Create Date: 2026-12-07 01:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = "e3c5a7b9d1f2"
-down_revision = "d2b4c6e8f0a1"
+down_revision = "e3c5a7b9d1f4"
 branch_labels = None
 depends_on = None
 

@@ -5,6 +5,7 @@ a crash, check mode changes nothing, a wrong setting is refused before any
 change."""
 import json
 import re
+import shlex
 import time
 from pathlib import Path
 
@@ -58,6 +59,24 @@ def test_app_serves_pages_on_its_socket(web):
     relayed = web.host.run("python3 -c \"import urllib.request as u; "
                            "print(u.urlopen('http://127.0.0.1:8080/healthz', timeout=10).status)\"")
     assert relayed.stdout.strip() == "200", relayed.stderr
+
+
+def test_a_chinese_browser_gets_chinese_pages_through_the_proxy(web):
+    """The release's catalogs were compiled (forum role, build.yml): Accept-Language
+    zh-CN through the relay standing in for nginx gives the Chinese page, and without
+    it the English one (the page cache keeps both apart)."""
+    fetch = ("import sys, urllib.request as u; "
+             "r = u.Request('http://127.0.0.1:8080/', headers={'Accept-Language': sys.argv[1]}); "
+             "print(u.urlopen(r, timeout=10).read().decode())")
+    for _ in range(2):  # the second time from the page cache
+        chinese = web.host.run(f"python3 -c {shlex.quote(fetch)} zh-CN,zh;q=0.9")
+        assert chinese.rc == 0, chinese.stderr
+        assert '<html lang="zh-CN">' in chinese.stdout and "<h1>版块</h1>" in chinese.stdout
+        english = web.host.run(f"python3 -c {shlex.quote(fetch)} en-US")
+        assert english.rc == 0, english.stderr
+        assert "<h1>Boards</h1>" in english.stdout and "版块" not in english.stdout
+    release = web.host.check_output("readlink -f /srv/forum/current")
+    assert web.host.file(f"{release}/forum/translations/zh_Hans_CN/LC_MESSAGES/messages.mo").is_file
 
 
 def test_only_the_socket_user_may_connect(web):
