@@ -17,7 +17,7 @@ SCENARIO ?= default
 # small hosts) and the collection's. Lanes take the next one from the list
 # as they finish: longest first, the short per-role scenarios fill the
 # lanes at the end.
-SCENARIOS ?= scaleout default backup web hardening acme postgresql collection base sshd forum nginx users firewall fail2ban loadbalancer redis
+SCENARIOS ?= scaleout default hardening backup acme postgresql collection base sshd forum nginx users firewall fail2ban loadbalancer redis
 # Scenarios run side by side: each waits mostly on apt and SSH, so two
 # lanes on two cores finish well before one (three measured no faster: the
 # whole-stack scenarios are CPU-bound once three of them overlap).

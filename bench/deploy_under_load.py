@@ -2,14 +2,14 @@
 """Deploy a new forum release and roll it back while pages are requested
 continuously; print request counts, failed requests and deploy durations.
 
-Figures, not a test (molecule/web's tests reuse it with a small load). The
-load goes only to the web hosts of the given inventory (the project's own
-lab or Molecule containers), from a bounded number of threads for a bounded
-time:
+Figures, not a test (molecule/scaleout's tests reuse it with a small load,
+through the load balancer). The load goes only to the web hosts of the given
+inventory (the project's own lab or Molecule containers), from a bounded
+number of threads for a bounded time:
 
-    molecule converge -s web
+    molecule converge -s default
     python bench/deploy_under_load.py \
-        --inventory ~/.ansible/tmp/molecule.*.web/inventory --threads 4
+        --inventory ~/.ansible/tmp/molecule.*.default/inventory --threads 4
 
 Exit status 0 when both playbooks succeeded and no request failed.
 """

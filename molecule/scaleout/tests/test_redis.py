@@ -84,7 +84,7 @@ def redis_replies(node, address, password=""):
 
 def test_failed_logins_are_counted_once_across_two_web_hosts(webs):
     """30 wrong passwords for one fresh account, alternating between two web
-    hosts (each with its own gunicorn workers): exactly the configured 10
+    hosts (each with its own app server workers): exactly the configured 10
     (forum_login_account_rate_limit, molecule.yml) get through to the
     password check (401), every other one is refused with 429 and a
     Retry-After. Counted per host or per worker, far more would pass."""

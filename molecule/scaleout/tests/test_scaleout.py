@@ -2,6 +2,7 @@
 web host used, a failed web host skipped, the web hosts closed to everyone
 but the load balancer, and a rolling deploy under load through it."""
 import http.client
+import re
 import socket
 import sys
 import time
@@ -13,6 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
 import testlib  # noqa: E402  (the scenario conftest put it on sys.path)
+import webcheck  # noqa: E402
 
 WEB_LOG = "/var/log/nginx/access.log"
 
@@ -87,18 +89,29 @@ def test_web_hosts_see_the_client_address_not_the_load_balancer(lb, webs):
 
 def test_web_hosts_got_one_wheelhouse_or_used_the_index(webs):
     # forum_wheelhouse (default true): the controller downloaded the wheels
-    # once and every such host got the same file; scale-web3 has it false
-    # and built from the package index (it serves: see the tests above).
-    # That the shipped wheels install with no network at all is the web
-    # scenario's test.
-    sums = {}
+    # once per CPython version (Debian 12: 3.11 on scale-web1, Debian 13:
+    # 3.13 on scale-web2) and each such host got the file of its version;
+    # scale-web3 has it false and built from the package index (it serves:
+    # see the tests above). That the
+    # shipped wheels install with no network at all is test_web.py's test.
+    sums, tags = {}, {}
     for web in webs:
         with web.host.sudo():
             tar = web.host.file("/srv/forum/shared/cache/wheelhouse.tar")
             sums[web.name] = tar.sha256sum if tar.exists else None
+            if tar.exists:
+                names = web.host.check_output("tar -tf /srv/forum/shared/cache/wheelhouse.tar").split()
+                # Wheels built for one CPython ABI (not abi3): -cpXY-cpXY-.
+                tags[web.name] = {m.group(1) for m in map(re.compile(r"-(cp3\d+)-cp3\d+-").search, names) if m}
+        tags[web.name + " python"] = "cp" + web.host.check_output(
+            "python3 -c 'import sys; print(\"%d%d\" % sys.version_info[:2])'")
     shipped = {web.name for web in webs if web.vars.get("forum_wheelhouse", True)}
     assert {name for name, digest in sums.items() if digest} == shipped
-    assert len(shipped) == 2 and len({sums[name] for name in shipped}) == 1
+    assert len(shipped) == 2 and len({sums[name] for name in shipped}) == 2, sums
+    for name in shipped:
+        # MarkupSafe, psycopg-binary, greenlet ...: built per CPython version.
+        assert tags[name] == {tags[name + " python"]}, (name, tags)
+    assert len({tags[name + " python"] for name in shipped}) == 2, tags
 
 
 # --- a failed web host -----------------------------------------------------
@@ -164,24 +177,14 @@ def test_rules_the_stack_roles_once_added_themselves_are_dropped(lb, webs, db):
 
 # --- a rolling deploy through the load balancer ----------------------------
 
-def live_releases(webs):
-    """The release each web host serves, asked on the host itself (the
-    firewall admits only the load balancer)."""
-    by_name = {web.name: web for web in webs}
-    script = ("import json, ssl, urllib.request; "
-              "print(json.load(urllib.request.urlopen('https://127.0.0.1/healthz', timeout=10, "
-              "context=ssl._create_unverified_context()))['release'])")
-
-    def read(addresses):
-        return {name: by_name[name].host.check_output(f"python3 -c \"{script}\"") for name in addresses}
-    return read
-
-
 def test_rolling_deploy_through_the_load_balancer_loses_no_request(lb, webs, inventory):
     """The deploy goes one web host at a time (the default), the rollback two
-    at a time: the load balancer keeps every request served either way."""
+    at a time: the load balancer keeps every request served either way, on
+    Gunicorn and uWSGI alike; the rollback reads the release to go back to
+    from `previous` and records the rolled-back one there."""
     figures = bench.run(inventory, threads=2, max_seconds=900, targets=[lb.address],
-                        read_releases=live_releases(webs), rollback_extra=("-e", "forum_deploy_serial=2"))
+                        read_releases=webcheck.served_releases(webs),
+                        rollback_extra=("-e", "forum_deploy_serial=2"))
     print("\nDEPLOY THROUGH THE LOAD BALANCER:", {k: v for k, v in figures.items() if k != "by_url"})
     before, deployed, rolled_back = figures["before"], figures["after_deploy"], figures["after_rollback"]
     assert figures["deploy_rc"] == 0
@@ -192,4 +195,7 @@ def test_rolling_deploy_through_the_load_balancer_loses_no_request(lb, webs, inv
     assert figures["requests"] > 50
     assert figures["failed"] == 0, figures["failures"]
     assert set(figures["by_url"]) == {f"{lb.address}{path}" for path in bench.PATHS}
+    new = next(iter(deployed.values()))
+    for web in webs:
+        assert web.host.check_output("basename $(readlink /srv/forum/previous)") == new, web.name
 

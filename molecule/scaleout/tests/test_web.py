@@ -1,11 +1,12 @@
-"""The web tier and its deploys, seen from outside (HTTP, HTTPS) and inside
-(processes, files) on both application servers, then a deploy and a
-rollback under load and a broken release that must never go live, and the
-operator's fabfile (status, logs, deploy, rollback) against these hosts."""
+"""The web tier and its deploys, seen from outside (HTTP, HTTPS: sent from
+the load balancer, the one client the web hosts admit; webcheck.py) and
+inside (processes, files) on both application servers, then a code-only
+release, a broken release that must never go live, and the operator's
+fabfile (status, logs, deploy, rollback) against these hosts. The deploy
+and rollback under load is test_scaleout.py's, through the load balancer."""
 import http.client
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import deploy_under_load as bench  # noqa: E402
-from testlib import REPO, curl_get, negotiated_alpn, request  # noqa: E402  (the scenario conftest put it on sys.path)
+from testlib import REPO  # noqa: E402  (the scenario conftest put it on sys.path)
+from webcheck import fields, negotiated_alpn, raw_exchange, request, served_releases  # noqa: E402
 
 APP_ROOT = "/srv/forum"
 
@@ -28,7 +30,7 @@ def journal(web, since_cursor_cmd="--since=-2min"):
 # --- nginx -----------------------------------------------------------------
 
 def test_https_serves_the_forum(web):
-    status, headers, body = request(web.address)
+    status, headers, body = request(web)
     assert status == 200
     assert headers["server"] == "nginx"
     assert b"General" in body
@@ -37,17 +39,17 @@ def test_https_serves_the_forum(web):
 def test_https_offers_http2(web):
     """HTTP/2 by ALPN on both nginx generations: Debian 12's 1.22 takes it
     as a listen flag, Debian 13's 1.26 as `http2 on;`."""
-    assert negotiated_alpn(web.address) == "h2"
+    assert negotiated_alpn(web) == "h2"
 
 
 def test_http_redirects_to_https(web):
-    status, headers, _ = request(web.address, "/boards?page=2", scheme="http")
+    status, headers, _ = request(web, "/boards?page=2", scheme="http")
     assert status == 301
     assert headers["location"] == f"https://{web.address}/boards?page=2"
 
 
 def test_security_headers(web):
-    _, headers, _ = request(web.address)
+    _, headers, _ = request(web)
     assert headers["x-content-type-options"] == "nosniff"
     assert headers["x-frame-options"] == "DENY"
     # The forum's own value: the app owns this header (roles/nginx/README.md).
@@ -61,17 +63,17 @@ def test_security_headers(web):
 def test_each_security_header_once(web, path):
     # A forum page, a static file from nginx and the forum's 404: the app
     # owns the page headers, nginx fills them in only where it answered.
-    _, fields = curl_get(web.address, path)
-    names = [name for name, _ in fields]
+    _, received, _ = fields(web, path)
+    names = [name for name, _ in received]
     once = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy",
             "permissions-policy")
-    assert {name: names.count(name) for name in once} == dict.fromkeys(once, 1), (path, fields)
-    csp = dict(fields)["content-security-policy"]
+    assert {name: names.count(name) for name in once} == dict.fromkeys(once, 1), (path, received)
+    csp = dict(received)["content-security-policy"]
     assert "script-src 'none'" in csp and "unsafe-inline" not in csp, csp
 
 
 def test_session_cookie_is_secure_behind_tls(web):
-    status, headers, _ = request(web.address, "/login")
+    status, headers, _ = request(web, "/login")
     assert status == 200
     cookie = headers.get("set-cookie", "")
     assert "session=" in cookie
@@ -80,30 +82,29 @@ def test_session_cookie_is_secure_behind_tls(web):
 
 def test_static_file_comes_from_nginx_not_the_app(web):
     probe = uuid.uuid4().hex
-    status, headers, body = request(web.address, f"/static/style.css?probe={probe}",
+    status, headers, body = request(web, f"/static/style.css?probe={probe}",
                                     headers={"Accept-Encoding": "gzip"})
     assert status == 200
     assert headers.get("content-encoding") == "gzip"
     # Versioned URL (any ?v=...): long cache; plain URL: short.
-    assert "max-age=31536000" in request(web.address, "/static/style.css?v=1")[1]["cache-control"]
-    assert "max-age=3600" in request(web.address, "/static/style.css")[1]["cache-control"]
+    assert "max-age=31536000" in request(web, "/static/style.css?v=1")[1]["cache-control"]
+    assert "max-age=3600" in request(web, "/static/style.css")[1]["cache-control"]
     # The app logs every request it serves: this one must not be there,
     # while a page request with the same marker is.
-    request(web.address, f"/?probe={probe}x")
+    request(web, f"/?probe={probe}x")
     log = journal(web)
     assert f"probe={probe}x" in log
     assert f"style.css?probe={probe}" not in log
 
 
 def test_unknown_host_gets_no_answer(web):
-    with socket.create_connection((web.address, 80), timeout=10) as conn:
-        conn.sendall(b"GET / HTTP/1.1\r\nHost: not-this-site.example\r\nConnection: close\r\n\r\n")
-        assert conn.recv(1024) == b""
+    answer = raw_exchange(web, 80, b"GET / HTTP/1.1\r\nHost: not-this-site.example\r\nConnection: close\r\n\r\n")
+    assert answer == b""
     with pytest.raises(http.client.RemoteDisconnected):
-        request(web.address, "/", host="not-this-site.example")
+        request(web, "/", host="not-this-site.example")
     # The known names still work on the same listeners.
-    assert request(web.address, "/healthz")[0] == 200
-    assert request(web.address, "/healthz", host="localhost")[0] == 200
+    assert request(web, "/healthz")[0] == 200
+    assert request(web, "/healthz", host="localhost")[0] == 200
 
 
 # --- the application server ------------------------------------------------
@@ -153,24 +154,6 @@ def test_units_are_enabled_and_the_socket_is_nginx_only(web):
 
 
 # --- deploys ---------------------------------------------------------------
-
-def test_deploy_and_rollback_under_load_lose_no_request(webs, inventory):
-    figures = bench.run(inventory, threads=2, max_seconds=600, extra=["-e", "forum_deploy_serial=2"])
-    print("\nDEPLOY UNDER LOAD:", {k: v for k, v in figures.items() if k != "by_url"})
-    before, deployed, rolled_back = figures["before"], figures["after_deploy"], figures["after_rollback"]
-    assert figures["deploy_rc"] == 0
-    assert figures["rollback_rc"] == 0
-    assert len(set(before.values())) == 1
-    assert len(set(deployed.values())) == 1 and set(deployed.values()) != set(before.values())
-    assert rolled_back == before
-    assert figures["requests"] > 50
-    assert figures["failed"] == 0, figures["failures"]
-    # The rollback read the release to go back to from `previous`, and now
-    # records the rolled-back release there.
-    new = next(iter(deployed.values()))
-    for node in webs:
-        assert node.host.check_output(f"basename $(readlink {APP_ROOT}/previous)") == new
-
 
 def venv_state(node):
     """{release: where its .venv points}, the virtualenvs under shared/venvs
@@ -292,7 +275,7 @@ def test_fab_rolls_back_to_a_named_release(webs, inventory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     for node in webs:
         assert live_releases(node) == (target, before[node.name][0])
-    assert set(bench.releases({node.name: node.address for node in webs}).values()) == {target}
+    assert set(served_releases(webs)({node.name: node.address for node in webs}).values()) == {target}
     # A release that does not exist: the playbook's check names it and fab
     # exits non-zero with nothing changed.
     result = fab("rollback", inventory, "--to", "no-such-release")
@@ -304,7 +287,7 @@ def test_fab_rolls_back_to_a_named_release(webs, inventory):
 
 def test_broken_release_never_goes_live(webs, inventory):
     addresses = {node.name: node.address for node in webs}
-    before = bench.releases(addresses)
+    before = served_releases(webs)(addresses)
     counts = {node.name: node.host.check_output(f"ls {APP_ROOT}/releases | wc -l") for node in webs}
     source = bench.app_copy(f"broken {uuid.uuid4()}", broken=True)
     _, result = bench.playbook(inventory, "deploy.yml", "-e", f"forum_source_dir={source}",
@@ -313,7 +296,7 @@ def test_broken_release_never_goes_live(webs, inventory):
     assert result.returncode != 0
     assert "failed its health check on the side socket" in result.stdout
     assert "deliberately broken release" in result.stdout
-    assert bench.releases(addresses) == before
+    assert served_releases(webs)(addresses) == before
     # Rolling: the first batch stopped the play, the second host never got
     # the release at all.
     last = webs[-1]

@@ -4,9 +4,8 @@ app's environment file) stops site.yml in its check play, the run names
 every such setting, and no host changes (the site keeps serving)."""
 import json
 
-import pytest
-
-from testlib import nodes, recap, request, run_playbook
+from testlib import nodes, recap, run_playbook
+from webcheck import request
 
 # Every file the nginx and forum roles write on a web host.
 MANAGED = [
@@ -62,8 +61,9 @@ HOSTILE = {
     "forum_rollback_to": "..",
 }
 
-# The same for the load balancer role (the scenario has no lb host: its
-# checks run alone on the controller, molecule/web/check-loadbalancer.yml).
+# The same for the load balancer role: its checks run alone on the
+# controller (molecule/scaleout/check-loadbalancer.yml), so that the run
+# above stays about the web hosts' roles.
 HOSTILE_LB = {
     "loadbalancer_backend_port": "443;",
     "loadbalancer_max_fails": "2 }",
@@ -81,11 +81,6 @@ HOSTILE_LB = {
 }
 
 
-@pytest.fixture(scope="module")
-def webs():
-    return nodes("web")
-
-
 def sums(nodes_):
     """sha256 of every managed file on each web host (None: absent)."""
     result = {}
@@ -98,7 +93,8 @@ def sums(nodes_):
 
 
 def served(node):
-    status, headers, body = request(node.address)
+    """The web host still serves the site (asked from the load balancer)."""
+    status, headers, body = request(node)
     return status == 200 and headers["server"] == "nginx" and b"General" in body
 
 
@@ -132,7 +128,7 @@ def test_every_hostile_setting_is_named_and_nothing_changes(webs):
 
 
 def test_every_hostile_load_balancer_setting_is_named():
-    result = run_playbook("molecule/web/check-loadbalancer.yml", "-e", json.dumps(HOSTILE_LB))
+    result = run_playbook("molecule/scaleout/check-loadbalancer.yml", "-e", json.dumps(HOSTILE_LB))
     assert result.returncode != 0
     for name, value in HOSTILE_LB.items():
         shown = json.dumps([value[-1]] if isinstance(value, list) else value)
