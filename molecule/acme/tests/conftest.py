@@ -1,5 +1,6 @@
-"""The hosts of the acme scenario: pebble (the lab's ACME server) and the
-web host running the nginx role alone, reached the way Ansible reaches them
+"""The hosts of the acme scenario: pebble (the lab's ACME server), the web
+host running the nginx role alone and the load balancer in front of it
+running the loadbalancer role alone, reached the way Ansible reaches them
 (see molecule/shared/testlib.py)."""
 import pathlib
 import sys
@@ -18,3 +19,8 @@ def web():
 @pytest.fixture(scope="session")
 def pebble():
     return nodes("pebble", Node)[0]
+
+
+@pytest.fixture(scope="session")
+def lb():
+    return nodes("lb", Node)[0]
