@@ -45,6 +45,15 @@ class LoginForm(FlaskForm):
     submit = SubmitField(_l("Log in"))
 
 
+def new_password_fields(label, repeat_label):
+    """A password and its repetition, as every form that sets one asks for them."""
+    return (
+        PasswordField(label, validators=[DataRequired(), Length(min=8, max=200)]),
+        PasswordField(repeat_label, validators=[
+            DataRequired(), EqualTo("password", message=_l("Passwords must match."))]),
+    )
+
+
 class RegisterForm(FlaskForm):
     username = StringField(
         _l("Username"),
@@ -56,11 +65,7 @@ class RegisterForm(FlaskForm):
         _l("Email"),
         validators=[DataRequired(), Length(max=255), Regexp(EMAIL_RE, message=_l("Invalid email address."))],
     )
-    password = PasswordField(_l("Password"), validators=[DataRequired(), Length(min=8, max=200)])
-    confirm = PasswordField(
-        _l("Repeat password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match."))],
-    )
+    password, confirm = new_password_fields(_l("Password"), _l("Repeat password"))
     submit = SubmitField(_l("Register"))
 
 
@@ -101,11 +106,7 @@ class ConfirmForm(FlaskForm):
 
 class ChangePasswordForm(FlaskForm):
     current = PasswordField(_l("Current password"), validators=[DataRequired(), Length(max=200)])
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=200)])
-    confirm = PasswordField(
-        _l("Repeat new password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match."))],
-    )
+    password, confirm = new_password_fields(_l("New password"), _l("Repeat new password"))
     submit = SubmitField(_l("Change password"))
 
 
@@ -116,11 +117,7 @@ class ForgotPasswordForm(FlaskForm):
 
 
 class ResetPasswordForm(FlaskForm):
-    password = PasswordField(_l("New password"), validators=[DataRequired(), Length(min=8, max=200)])
-    confirm = PasswordField(
-        _l("Repeat new password"),
-        validators=[DataRequired(), EqualTo("password", message=_l("Passwords must match."))],
-    )
+    password, confirm = new_password_fields(_l("New password"), _l("Repeat new password"))
     submit = SubmitField(_l("Set new password"))
 
 
