@@ -151,6 +151,9 @@ def _register_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["segment"] = lambda value: quote(str(value), safe="")
     app.jinja_env.globals["page_url"] = page_url
     app.jinja_env.globals["url_prefixes"] = url_prefixes
+    from .recovery import email_unverified
+
+    app.jinja_env.globals["email_unverified"] = email_unverified
     app.jinja_env.globals["html_lang"] = html_lang
     app.jinja_env.globals["LANGUAGES"] = LANGUAGES
     app.jinja_env.filters["role_name"] = role_name

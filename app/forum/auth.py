@@ -68,6 +68,11 @@ def register():
                 login_user(user)
                 refresh_locale()
                 flash(_("Welcome! Your account has been created."), "success")
+                if current_app.config.get("FORUM_REQUIRE_EMAIL_VERIFICATION"):
+                    from .recovery import send_verification
+
+                    send_verification(user)
+                    flash(_("Before you post, open the link we mailed to %(email)s.", email=email), "info")
                 return redirect(url_for("boards.index"))
     return render_template("auth/register.html", form=form)
 

@@ -47,6 +47,9 @@ makes a link with ``flask forum reset-link``.
   Host header. Required with a mail server.
 - ``FORUM_PASSWORD_RESET_SECONDS``: how long a reset link works (60-86400,
   default 3600). A link works once: it is tied to the password it replaces.
+- ``FORUM_REQUIRE_EMAIL_VERIFICATION``: ``true`` to let new accounts post only
+  once they opened the link mailed to them (default ``false``; needs a mail
+  server). Accounts that existed before are verified.
 """
 from __future__ import annotations
 
@@ -147,6 +150,10 @@ def _parse_mail(env: Mapping[str, str]) -> dict[str, Any]:
     if server and not public_url:
         raise ConfigError("FORUM_MAIL_SERVER is set but FORUM_PUBLIC_URL is not: links in mails "
                           "need the forum's address, e.g. https://forum.example.org")
+    verify = _parse_bool("FORUM_REQUIRE_EMAIL_VERIFICATION", env.get("FORUM_REQUIRE_EMAIL_VERIFICATION"), False)
+    if verify and not server:
+        raise ConfigError("FORUM_REQUIRE_EMAIL_VERIFICATION=true needs FORUM_MAIL_SERVER: "
+                          "without mail nobody could verify an address")
     return {
         "MAIL_SERVER": server or None,
         "MAIL_PORT": port,
@@ -159,6 +166,7 @@ def _parse_mail(env: Mapping[str, str]) -> dict[str, Any]:
         # send to a local SMTP sink instead.
         "MAIL_SUPPRESS_SEND": False,
         "FORUM_PUBLIC_URL": public_url or None,
+        "FORUM_REQUIRE_EMAIL_VERIFICATION": verify,
         "FORUM_PASSWORD_RESET_SECONDS": _parse_int(
             "FORUM_PASSWORD_RESET_SECONDS", env.get("FORUM_PASSWORD_RESET_SECONDS"), 3600, 60, 86400),
     }

@@ -72,6 +72,9 @@ class User(_AccountMixin, UserMixin, db.Model):
     unread_notifications: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # "Mark all as read": every post before it counts as seen (forum.reading).
     read_all_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
+    # When the member opened the link mailed to their address (forum.recovery);
+    # with FORUM_REQUIRE_EMAIL_VERIFICATION only verified accounts post.
+    email_verified_at: Mapped[Optional[datetime]] = mapped_column(DateTime, nullable=True)
     # The member's language (forum.i18n.LANGUAGES) and time zone (an IANA name such as
     # "Asia/Shanghai"); NULL: the browser's language, the forum's default zone.
     locale: Mapped[Optional[str]] = mapped_column(String(16), nullable=True)
@@ -235,7 +238,8 @@ def load_user(user_id: str) -> Optional[User]:
 # What a page view needs of the visitor's own account (not the password hash, not
 # the email).
 _SESSION_COLUMNS = ("id", "username", "role", "is_banned", "post_count", "created_at", "session_generation",
-                    "unread_notifications", "read_all_at", "locale", "timezone")
+                    "unread_notifications", "read_all_at", "locale", "timezone",
+                    "email_verified_at")
 
 
 class CachedAccount(_AccountMixin, UserMixin):

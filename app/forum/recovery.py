@@ -1,4 +1,6 @@
-"""Account recovery: a password reset link by e-mail, signed, expiring, single use.
+"""Account recovery and e-mail: a password reset link by e-mail (signed,
+expiring, single use), and the optional verification of a new account's
+address (FORUM_REQUIRE_EMAIL_VERIFICATION).
 
 The link carries the account id and a fingerprint of its current password
 hash and session generation, signed with the app's secret key
@@ -13,16 +15,16 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, logout_user
+from flask_login import current_user, login_required, logout_user
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import func, select
 
 from . import services
 from .extensions import db, limiter, normalise_username
-from .forms import ForgotPasswordForm, ResetPasswordForm
+from .forms import ActionForm, ForgotPasswordForm, ResetPasswordForm
 from .identity import find_user
 from .mail import mail_enabled, send_mail
-from .models import User
+from .models import User, utcnow
 
 bp = Blueprint("recovery", __name__)
 
@@ -121,3 +123,55 @@ def reset_password(token: str):
         flash(_("Your password has been changed: log in with the new one."), "success")
         return redirect(url_for("auth.login"))
     return render_template("auth/reset_password.html", form=form, user=user)
+
+
+# --- e-mail verification ---------------------------------------------------------
+
+VERIFY_SECONDS = 3 * 86400  # a verification link works for three days
+
+
+def _verify_serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="forum.verify-email")
+
+
+def email_unverified(user=None) -> bool:
+    """True when the forum asks for verified addresses and ``user``'s is not."""
+    user = current_user if user is None else user
+    return bool(current_app.config.get("FORUM_REQUIRE_EMAIL_VERIFICATION") and user.is_authenticated
+                and user.email_verified_at is None)
+
+
+def send_verification(user: User) -> None:
+    """Mail ``user`` the link that verifies their address (tied to that address)."""
+    token = _verify_serializer().dumps({"u": user.id, "e": user.email})
+    with current_app.test_request_context(base_url=current_app.config["FORUM_PUBLIC_URL"]):
+        link = url_for("recovery.verify_email", token=token, _external=True)
+    body = render_template("mail/verify_email.txt", user=user, link=link, days=VERIFY_SECONDS // 86400)
+    send_mail(_("Confirm your e-mail address on %(site)s", site=urlsplit(link).netloc), user.email, body)
+
+
+@bp.get("/account/verify/<token>")
+def verify_email(token: str):
+    try:
+        data = _verify_serializer().loads(token, max_age=VERIFY_SECONDS)
+        user = db.session.get(User, int(data["u"]))
+    except (BadSignature, KeyError, TypeError, ValueError):
+        user = None
+    if user is None or user.email != data.get("e"):
+        return render_template("auth/verify_invalid.html"), 400
+    if user.email_verified_at is None:
+        user.email_verified_at = utcnow()
+        db.session.commit()
+    flash(_("Your e-mail address is confirmed: you can post now."), "success")
+    return redirect(url_for("boards.index"))
+
+
+@bp.post("/account/verify")
+@login_required
+@limiter.limit(reset_limit)
+def resend_verification():
+    if ActionForm().validate_on_submit() and email_unverified():
+        send_verification(db.session.get(User, current_user.id))
+        flash(_("A new confirmation link is on its way to %(email)s.", email=current_user.email), "info")
+    return redirect(request.referrer if request.referrer and request.referrer.startswith(request.host_url)
+                    else url_for("boards.index"))

@@ -12,6 +12,7 @@ from sqlalchemy import false, func, select
 from sqlalchemy.orm import joinedload
 
 from . import reading, services
+from .recovery import email_unverified
 from .extensions import db, limiter, posting_exempt, posting_key, posting_limit, preview_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
@@ -24,6 +25,8 @@ bp = Blueprint("topics", __name__)
 def _require_can_post() -> None:
     if current_user.is_banned:
         abort(403, description=_("Your account is banned from posting."))
+    if email_unverified():
+        abort(403, description=_("Confirm your e-mail address first: open the link we mailed to you."))
 
 
 def _sees_deleted() -> bool:
