@@ -281,6 +281,9 @@ def visit_the_forum(browser, visit):
 
     visit.submit("nav.user-nav a.notifications-link", "Nothing yet")
     visit.shot_both("notifications")
+    browser.get(BASE_URL + "account/settings")
+    visit.wait.until(lambda driver: "Language and time zone" in visit.text())
+    visit.shot_both("settings")
 
     visit.submit("nav.user-nav button.link-button", "You have been logged out")
     nav = visit.find("nav.user-nav").text
@@ -344,6 +347,9 @@ def a_chinese_members_visit(browser, visit):
     visit.submit("li.notification a", f"请教 @{mentioned}")
     assert not browser.find_elements(By.CSS_SELECTOR, "nav.user-nav a.notifications-link .badge")
     visit.shot_both("notification-opened")
+    browser.get(BASE_URL + "account/settings")
+    visit.wait.until(lambda driver: zh("Language and time zone") in visit.text())
+    visit.shot_both("settings")
 
     visit.submit("nav.user-nav button.link-button", zh("You have been logged out."))
     browser.get(BASE_URL + "password/forgot")
