@@ -43,8 +43,23 @@ def reset_account_key() -> str:
     return "reset:" + (normalise_username(request.form.get("account")) or "-")
 
 
-def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="forum.password-reset")
+RESET_SALT = "forum.password-reset"
+VERIFY_SALT = "forum.verify-email"
+
+
+def _serializer(salt: str) -> URLSafeTimedSerializer:
+    """Signed, time-stamped tokens of one kind (the salt keeps the kinds apart)."""
+    return URLSafeTimedSerializer(current_app.secret_key, salt=salt)
+
+
+def public_link(endpoint: str, base_url: str | None = None, **values) -> str:
+    """An absolute link for a mail, on FORUM_PUBLIC_URL (never the request's Host
+    header); without one (development), on the address the request used."""
+    base = base_url or current_app.config.get("FORUM_PUBLIC_URL")
+    if not base:
+        return url_for(endpoint, _external=True, **values)
+    with current_app.test_request_context(base_url=base):
+        return url_for(endpoint, _external=True, **values)
 
 
 def _fingerprint(user: User) -> str:
@@ -53,13 +68,13 @@ def _fingerprint(user: User) -> str:
 
 
 def reset_token(user: User) -> str:
-    return _serializer().dumps({"u": user.id, "f": _fingerprint(user)})
+    return _serializer(RESET_SALT).dumps({"u": user.id, "f": _fingerprint(user)})
 
 
 def user_for_token(token: str) -> User | None:
     """The account a valid, unexpired, unused link is for; None otherwise."""
     try:
-        data = _serializer().loads(token, max_age=current_app.config["FORUM_PASSWORD_RESET_SECONDS"])
+        data = _serializer(RESET_SALT).loads(token, max_age=current_app.config["FORUM_PASSWORD_RESET_SECONDS"])
         user = db.session.get(User, int(data["u"]))
     except (BadSignature, KeyError, TypeError, ValueError):
         return None
@@ -69,12 +84,8 @@ def user_for_token(token: str) -> User | None:
 
 
 def reset_url(user: User, base_url: str | None = None) -> str:
-    """The absolute link, on FORUM_PUBLIC_URL (never the request's Host header)."""
-    base = base_url or current_app.config.get("FORUM_PUBLIC_URL")
-    if not base:  # development without a public URL: the address the request used
-        return url_for("recovery.reset_password", token=reset_token(user), _external=True)
-    with current_app.test_request_context(base_url=base):
-        return url_for("recovery.reset_password", token=reset_token(user), _external=True)
+    """The absolute reset link for ``user`` (see public_link)."""
+    return public_link("recovery.reset_password", base_url, token=reset_token(user))
 
 
 def _account(value: str) -> User | None:
@@ -130,10 +141,6 @@ def reset_password(token: str):
 VERIFY_SECONDS = 3 * 86400  # a verification link works for three days
 
 
-def _verify_serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.secret_key, salt="forum.verify-email")
-
-
 def email_unverified(user=None) -> bool:
     """True when the forum asks for verified addresses and ``user``'s is not."""
     user = current_user if user is None else user
@@ -143,9 +150,8 @@ def email_unverified(user=None) -> bool:
 
 def send_verification(user: User) -> None:
     """Mail ``user`` the link that verifies their address (tied to that address)."""
-    token = _verify_serializer().dumps({"u": user.id, "e": user.email})
-    with current_app.test_request_context(base_url=current_app.config["FORUM_PUBLIC_URL"]):
-        link = url_for("recovery.verify_email", token=token, _external=True)
+    token = _serializer(VERIFY_SALT).dumps({"u": user.id, "e": user.email})
+    link = public_link("recovery.verify_email", token=token)
     body = render_template("mail/verify_email.txt", user=user, link=link, days=VERIFY_SECONDS // 86400)
     send_mail(_("Confirm your e-mail address on %(site)s", site=urlsplit(link).netloc), user.email, body)
 
@@ -153,7 +159,7 @@ def send_verification(user: User) -> None:
 @bp.get("/account/verify/<token>")
 def verify_email(token: str):
     try:
-        data = _verify_serializer().loads(token, max_age=VERIFY_SECONDS)
+        data = _serializer(VERIFY_SALT).loads(token, max_age=VERIFY_SECONDS)
         user = db.session.get(User, int(data["u"]))
     except (BadSignature, KeyError, TypeError, ValueError):
         user = None

@@ -282,10 +282,10 @@ def edit_post(post_id: int):
     form = EditPostForm(obj=post)
     if request.method == "GET" and is_opening_post:
         form.title.data = post.topic.title
-    if form.validate_on_submit() and form.preview.data:
-        return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post,
-                               preview=_draft_html(form.body.data))
     if form.validate_on_submit():
+        if form.preview.data:
+            return render_template("topics/edit.html", post=post, form=form, is_opening_post=is_opening_post,
+                                   preview=_draft_html(form.body.data))
         services.edit_post(post, form.body.data)
         if is_opening_post and form.title.data and form.title.data.strip():
             post.topic.title = form.title.data.strip()
