@@ -124,10 +124,9 @@ def load_forum(lab: stack.Lab, run_dir: Path, topics: int, replies: int) -> floa
         dump = run_dir / "forum.dump"
         subprocess.run(["pg_dump", "-Fc", "--no-owner", "--no-privileges", "-h", str(pg.base), "-p", str(pg.port),
                         "-U", pg.superuser, "-f", str(dump), dbname], check=True)
-    subprocess.run(["docker", "cp", str(dump), f"{lab.prefix}db1:/tmp/forum.dump"], check=True)
-    in_container(lab, "db1", "pg_restore", "--no-owner", "--role=forum", "-d", "forum", "/tmp/forum.dump",
-                 user="postgres")
-    in_container(lab, "db1", "rm", "-f", "/tmp/forum.dump")
+    # On stdin: docker cp cannot write into the container's tmpfs /tmp.
+    in_container(lab, "db1", "pg_restore", "--no-owner", "--role=forum", "-d", "forum",
+                 user="postgres", stdin=dump.read_bytes())
     return time.monotonic() - start
 
 
