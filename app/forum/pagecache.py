@@ -250,16 +250,19 @@ def member_page(render: Callable[[], str], *kind: Any) -> str:
             or email_unverified(user) or session.get("_flashes")):
         return render()
 
-    def skeleton() -> str:
-        g.forum_skeleton = True
-        try:
-            return str(render())
-        finally:
-            g.forum_skeleton = False
-
-    page = _cached(cache, f"member:{(user.is_banned, *kind)!r}:" + _variant_key(request.full_path), skeleton)
+    page = _cached(cache, f"member:{(user.is_banned, *kind)!r}:" + _variant_key(request.full_path),
+                   lambda: _as_skeleton(lambda: str(render())))
     page = page.replace(USER_NAV_MARK, _user_nav(cache, user), 1)
     return page.replace(CSRF_MARK, generate_csrf())
+
+
+def _as_skeleton(render: Callable[[], str]) -> str:
+    """``render()`` with the templates leaving their holes (``rendering_skeleton``)."""
+    g.forum_skeleton = True
+    try:
+        return render()
+    finally:
+        g.forum_skeleton = False
 
 
 def _user_nav(cache: PageCache, user: Any) -> str:
@@ -269,17 +272,13 @@ def _user_nav(cache: PageCache, user: Any) -> str:
 
     unread = user.unread_notifications or 0
 
-    def skeleton() -> str:
+    def skeleton() -> tuple[str, str]:
         stand_in = SimpleNamespace(is_authenticated=True, is_admin=user.is_admin, username=NAV_NAME_MARK,
                                    unread_notifications=NAV_COUNT_MARK if unread else 0)
-        g.forum_skeleton = True
-        try:
-            return render_template("_user_nav.html", current_user=stand_in)
-        finally:
-            g.forum_skeleton = False
+        nav = _as_skeleton(lambda: render_template("_user_nav.html", current_user=stand_in))
+        return nav, url_for("users.profile", username=NAV_NAME_MARK)  # the profile link's hole
 
-    nav = _cached(cache, f"nav:{user.is_admin}:{bool(unread)}:" + _variant_key(""), skeleton)
-    profile_hole = url_for("users.profile", username=NAV_NAME_MARK)
+    nav, profile_hole = _cached(cache, f"nav:{user.is_admin}:{bool(unread)}:" + _variant_key(""), skeleton)
     return (nav.replace(profile_hole, escape(url_for("users.profile", username=user.username)), 1)
             .replace(NAV_NAME_MARK, escape(user.username), 1)
             .replace(NAV_COUNT_MARK, str(unread), 1))
