@@ -134,6 +134,19 @@ def repo_size(lab: stack.Lab, what: str) -> str:
     return in_container(lab, "repo1", "du", "-sh", f"/var/lib/pgbackrest/{what}/{STANZA}").split()[0]
 
 
+def wait_archived(lab: stack.Lab, walfile: str, timeout: float = 120) -> None:
+    """Until db1 reports walfile (or a later one) archived."""
+    deadline = time.monotonic() + timeout
+    while sql(lab, "db1", "SELECT coalesce(last_archived_wal, '') FROM pg_stat_archiver") < walfile:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"db1: {walfile} not archived after {timeout:g} s")
+        time.sleep(1)
+
+
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text(encoding="ascii").split()[:3])
+
+
 def timed(fn, *args) -> float:
     start = time.monotonic()
     fn(*args)
@@ -238,6 +251,8 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     rows: list[tuple[str, str]] = []
+    load_start = loadavg()
+    commit = stack.sh(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT).stdout.strip() or "?"
     try:
         lab.down(quiet=True)
         lab.created = True
@@ -263,13 +278,13 @@ def main() -> int:
 
         log("full backup")
         rows.append(("full backup (pgbackrest backup --type=full)",
-                     f"{timed(pgbackrest, 'backup', '--type=full'):.1f} s"))
+                     f"{timed(pgbackrest, lab, 'backup', '--type=full'):.1f} s"))
         rows.append(("repo size after full: backup / archive",
                      f"{repo_size(lab, 'backup')} / {repo_size(lab, 'archive')}"))
         in_container(lab, "db1", "psql", "-XAtq", "-d", "forum", "-v", "ON_ERROR_STOP=1", user="postgres",
                      stdin=NEW_POST * args.new_posts)
         rows.append((f"differential after {args.new_posts} new posts",
-                     f"{timed(pgbackrest, 'backup', '--type=diff'):.1f} s"))
+                     f"{timed(pgbackrest, lab, 'backup', '--type=diff'):.1f} s"))
         rows.append(("repo size after diff: backup / archive",
                      f"{repo_size(lab, 'backup')} / {repo_size(lab, 'archive')}"))
 
@@ -280,8 +295,7 @@ def main() -> int:
                          f"{statistics.median(values):.1f} s / {max(values):.1f} s"))
         rows.append(("posts written by the lag writer", str(lag["written"])))
 
-        sql(lab, "db1", "SELECT pg_switch_wal()")
-        time.sleep(5)
+        wait_archived(lab, sql(lab, "db1", "SELECT pg_walfile_name(pg_switch_wal())"))
         expected = sql(lab, "db1", "SELECT count(*) FROM posts")
         log("db1 removed; restoring onto db2")
         subprocess.run(["docker", "rm", "-f", lab.prefix + "db1"], check=True, capture_output=True)
@@ -291,8 +305,9 @@ def main() -> int:
         rows.append(("posts read back on db2 / in db1 before it went", f"{restored} / {expected}"))
     finally:
         if rows:
+            rows.append(("load average (1/5/15 min) at start / end", f"{load_start} / {loadavg()}"))
             width = max(len(k) for k, _ in rows)
-            print(f"\nbench/backup.py, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+            print(f"\nbench/backup.py at {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
                   f"{os.cpu_count()} CPUs (shared), logs: {run_dir}")
             for key, value in rows:
                 print(f"{key:{width}}  {value}")
