@@ -23,7 +23,7 @@ SCENARIOS ?= scaleout default hardening backup acme postgresql collection base s
 # whole-stack scenarios are CPU-bound once three of them overlap).
 MOLECULE_LANES ?= 2
 
-.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app clean
+.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app bench-backup clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -82,7 +82,7 @@ molecule-all: venv testbed ## Every scenario in SCENARIOS, MOLECULE_LANES at a t
 test: ## Everything: lint, app tests, every Molecule scenario (side by side)
 	$(MAKE) -k -j3 --no-print-directory lint app-test molecule-all
 
-bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...)
+bench: venv testbed ## Whole-stack figures: converge, re-run, scale-out, deploy, wrk (BENCH_ARGS=--skip-scale ...; backups: make bench-backup)
 	$(BIN)/python bench/stack.py $(BENCH_ARGS)
 
 bench-hardening: venv testbed ## ssh-audit and lynis scores of the hardening roles (figures)
@@ -90,6 +90,9 @@ bench-hardening: venv testbed ## ssh-audit and lynis scores of the hardening rol
 
 bench-app: app-venv ## Forum throughput with wrk (figures; needs wrk and postgresql)
 	$(APP_VENV)/bin/python bench/app_bench.py
+
+bench-backup: venv app-venv testbed ## pgBackRest figures: backup/restore of 100k posts, WAL archive lag
+	$(APP_VENV)/bin/python bench/backup.py $(BENCH_ARGS)
 
 clean: demo-down ## Remove the lab, caches and virtualenvs
 	rm -rf $(VENV) $(APP_VENV) .cache
