@@ -85,6 +85,16 @@ def _init_extensions(app: Flask) -> None:
         include_object=_include_in_autogenerate,
     )
     csrf.init_app(app)
+    from markupsafe import Markup
+
+    from .pagecache import USER_NAV_MARK, csrf_token, rendering_skeleton
+
+    # After Flask-WTF's own (a global and a context processor): member page
+    # skeletons leave a hole for the token, never another member's token.
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    app.context_processor(lambda: {"csrf_token": csrf_token})
+    app.jinja_env.globals["rendering_skeleton"] = rendering_skeleton
+    app.jinja_env.globals["user_nav_hole"] = Markup(USER_NAV_MARK)
     from . import i18n
 
     i18n.init_app(app)

@@ -12,7 +12,7 @@ from . import reading
 from .extensions import db
 from .forms import ActionForm
 from .models import Board, Post, Topic, User
-from .pagecache import cached_fragment, cached_page
+from .pagecache import cached_fragment, cached_page, member_page
 from .search import search_hits
 from .utils import RowPagination, get_page
 
@@ -23,8 +23,9 @@ bp = Blueprint("boards", __name__)
 @cached_page
 def index():
     html, rows = cached_fragment("index", _render_board_list)
-    html = reading.mark(html, reading.unread_boards(current_user, rows))
-    return render_template("boards/index.html", boards_html=html)
+    # The unread markers are filled in last, on the member's whole page.
+    page = member_page(lambda: render_template("boards/index.html", boards_html=html))
+    return reading.mark(page, reading.unread_boards(current_user._get_current_object(), rows))
 
 
 @bp.post("/read-all")
@@ -98,8 +99,8 @@ def board(slug: str):
     if found is None:
         abort(404)
     board, topics_html, rows = found
-    topics_html = reading.mark(topics_html, reading.unread_topics(current_user, rows))
-    return render_template("boards/board.html", board=board, topics_html=topics_html)
+    page = member_page(lambda: render_template("boards/board.html", board=board, topics_html=topics_html))
+    return reading.mark(page, reading.unread_topics(current_user._get_current_object(), rows))
 
 
 def _render_board_listing(slug: str) -> tuple[dict, Markup, list] | None:

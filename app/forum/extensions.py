@@ -30,7 +30,21 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+class WriteLimiter(Limiter):
+    """Flask-Limiter for a forum whose limits all count writes (each is declared with
+    ``methods=["POST"]``): a read does not enter the limiter at all. Without this, every
+    page view resolved its (empty) set of limits, a tenth of a member's cached page.
+    A limit on reads would need this class changed."""
+
+    READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+    def _check_request_limit(self, callable_name=None, in_middleware=True) -> None:
+        if request.method in self.READS:
+            return
+        super()._check_request_limit(callable_name=callable_name, in_middleware=in_middleware)
+
+
+limiter = WriteLimiter(key_func=get_remote_address)
 
 # --- Rate limits (configured in forum.config; the 429 page is in forum.errors) ---
 

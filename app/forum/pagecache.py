@@ -26,6 +26,16 @@ which depend on who is looking, are added around them per request).
 Pages and fragments are kept per language and time zone (``_variant_key``): the same
 address in Chinese or with dates in another zone is another entry.
 
+Around those parts, a member's page is the same for every member of the same kind
+(not banned or banned, and on a topic page the posts they may edit): ``member_page``
+keeps that whole page once per kind, with two holes -- the header's user menu
+(``USER_NAV_MARK``) and the CSRF token of its forms (``CSRF_MARK``) -- that are
+filled in for the member looking (the menu itself is kept once per kind of member,
+with holes for the name and the unread count), and the unread markers (``<!--unread:ID-->``)
+left for the view to fill. Moderators and admins (forms with tokens of their own),
+members asked to confirm their address (the notice names it) and requests with a
+flashed message pending always get a page rendered for them alone.
+
 Members' own account rows (``cached_user_row``) are kept the same way, for GET requests
 only: a member's page view then runs no query at all once the shared parts are cached.
 A ban, a role change, a password change or a "log out everywhere" is a commit, so it
@@ -41,9 +51,11 @@ import threading
 import time
 from collections import OrderedDict
 from functools import wraps
+from types import SimpleNamespace
 from typing import Any, Callable, NamedTuple
 
-from flask import Flask, Response, current_app, has_request_context, make_response, request, session
+from flask import (Flask, Response, current_app, g, has_request_context, make_response, render_template, request,
+                   session, url_for)
 from sqlalchemy import event
 
 EXTENSION_KEY = "forum_page_cache"
@@ -201,13 +213,87 @@ def cached_fragment(name: str, render: Callable[[], Any]) -> Any:
     return _cached(cache, f"fragment:{name}:" + _variant_key(request.full_path), render)
 
 
+# The holes of a member page skeleton (see the module docstring). Each holds a NUL,
+# which no stored text can (forum.hygiene refuses control characters), so no post or
+# name can pose as a hole and receive another member's token.
+USER_NAV_MARK = "\x00user-nav\x00"
+CSRF_MARK = "\x00csrf-token\x00"
+NAV_NAME_MARK = "\x00username\x00"
+NAV_COUNT_MARK = "\x00unread\x00"
+
+
+def rendering_skeleton() -> bool:
+    """True while ``member_page`` renders the shared skeleton of a member page:
+    templates then leave the holes instead of the member's own parts."""
+    return bool(g.get("forum_skeleton"))
+
+
+def csrf_token() -> str:
+    """The templates' ``csrf_token()``: the request's token, or its hole in a skeleton."""
+    from flask_wtf.csrf import generate_csrf
+
+    return CSRF_MARK if rendering_skeleton() else generate_csrf()
+
+
+def member_page(render: Callable[[], str], *kind: Any) -> str:
+    """``render()``'s page for the member looking, built from the skeleton shared by
+    the members of the same ``kind`` (whatever besides the user menu and the CSRF
+    token makes the page differ between two members; the view passes it)."""
+    from flask_login import current_user
+    from flask_wtf.csrf import generate_csrf
+
+    from .recovery import email_unverified
+
+    cache: PageCache | None = current_app.extensions.get(EXTENSION_KEY)
+    user = current_user._get_current_object()
+    if (cache is None or request.method != "GET" or not user.is_authenticated or user.is_moderator
+            or email_unverified(user) or session.get("_flashes")):
+        return render()
+
+    page = _cached(cache, f"member:{(user.is_banned, *kind)!r}:" + _variant_key(request.full_path),
+                   lambda: _as_skeleton(lambda: str(render())))
+    page = page.replace(USER_NAV_MARK, _user_nav(cache, user), 1)
+    return page.replace(CSRF_MARK, generate_csrf())
+
+
+def _as_skeleton(render: Callable[[], str]) -> str:
+    """``render()`` with the templates leaving their holes (``rendering_skeleton``)."""
+    g.forum_skeleton = True
+    try:
+        return render()
+    finally:
+        g.forum_skeleton = False
+
+
+def _user_nav(cache: PageCache, user: Any) -> str:
+    """The header's user menu for ``user``, from the menu of their kind (admin or
+    not, with unread notifications or not) with holes for the name and the count."""
+    from markupsafe import escape
+
+    unread = user.unread_notifications or 0
+
+    def skeleton() -> tuple[str, str]:
+        stand_in = SimpleNamespace(is_authenticated=True, is_admin=user.is_admin, username=NAV_NAME_MARK,
+                                   unread_notifications=NAV_COUNT_MARK if unread else 0)
+        nav = _as_skeleton(lambda: render_template("_user_nav.html", current_user=stand_in))
+        return nav, url_for("users.profile", username=NAV_NAME_MARK)  # the profile link's hole
+
+    nav, profile_hole = _cached(cache, f"nav:{user.is_admin}:{bool(unread)}:" + _variant_key(""), skeleton)
+    return (nav.replace(profile_hole, escape(url_for("users.profile", username=user.username)), 1)
+            .replace(NAV_NAME_MARK, escape(user.username), 1)
+            .replace(NAV_COUNT_MARK, str(unread), 1))
+
+
 def _variant_key(path: str) -> str:
     """``path`` in the visitor's language and time zone: the same address is a
     different page in Chinese, or with dates in another zone (forum.i18n), so one
     visitor's language never reaches the next one."""
-    from .i18n import current_locale, current_zone
+    variant = g.get("forum_variant")
+    if variant is None:  # once per request: asking Flask-Babel costs more than the lookup
+        from .i18n import current_locale, current_zone
 
-    return f"{current_locale()}|{current_zone()}|{path}"
+        variant = g.forum_variant = f"{current_locale()}|{current_zone()}|"
+    return variant + path
 
 
 def _cached(cache: PageCache, key: str, render: Callable[[], Any]) -> Any:

@@ -114,7 +114,8 @@ def unread_boards(viewer, boards: Iterable[tuple[int, datetime | None]]) -> set[
 
 
 def mark(html: Markup, ids: set[int]) -> Markup:
-    """Fill the markers of the unread rows of a cached list fragment."""
+    """Fill the markers of the unread rows (of a cached list fragment, or of a member
+    page built from one)."""
     badge = _badge() if ids else ""
     for row_id in ids:
         html = Markup(html.replace(f"<!--unread:{row_id}-->", badge, 1))

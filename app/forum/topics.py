@@ -16,7 +16,7 @@ from .recovery import email_unverified
 from .extensions import db, limiter, posting_exempt, posting_key, posting_limit, preview_limit
 from .forms import ActionForm, ConfirmForm, EditPostForm, MoveTopicForm, PostForm, TopicForm
 from .models import Board, Post, Topic
-from .pagecache import cached_fragment, cached_page
+from .pagecache import cached_fragment, cached_page, member_page
 from .utils import get_page, moderator_required
 
 bp = Blueprint("topics", __name__)
@@ -197,17 +197,24 @@ def _render_topic_page(shared: dict, reply_form: PostForm | None = None, preview
         # fields, which are the same for everybody (the CSRF token is added per page).
         reply_fields = (_reply_fields(reply_form) if reply_form is not None
                         else _empty_reply_fields())
-    page = render_template(
-        "topics/topic.html",
-        topic=topic,
-        posts=shared["posts"],
-        pagination_html=shared["pagination"],
-        reply_fields=reply_fields,
-        first_post_id=shared["first_post_id"],
-        editable=editable,
-        move_form=move_form,
-        preview=preview,
-    )
+
+    def render() -> str:
+        return render_template(
+            "topics/topic.html",
+            topic=topic,
+            posts=shared["posts"],
+            pagination_html=shared["pagination"],
+            reply_fields=reply_fields,
+            first_post_id=shared["first_post_id"],
+            editable=editable,
+            move_form=move_form,
+            preview=preview,
+        )
+
+    # A failed or previewed reply is the member's own page; else the page is the one
+    # every member who may edit the same posts here sees (forum.pagecache).
+    page = (render() if reply_form is not None or preview is not None
+            else member_page(render, tuple(sorted(editable))))
     if shared["posts"]:  # after rendering: recording a view may commit
         reading.record_read(viewer, topic.id, topic.last_post_at, shared["posts"][-1].id)
     return page

@@ -1,11 +1,12 @@
 """The anonymous page cache: hits, per-user bypass, invalidation across workers."""
 import os
+import re
 
 import pytest
 
 from forum.pagecache import EXTENSION_KEY, PageCache
 
-from .conftest import create_board, create_user, login, make_app
+from .conftest import create_board, create_user, extract_csrf, login, make_app
 from .test_pagination_queries import count_queries
 from .test_posts import new_topic
 
@@ -210,3 +211,67 @@ def test_members_see_every_write_at_once_across_workers(new_db_url, cached_app):
     assert admin.post(f"/t/{topic_id}/delete", data={"reason": ""}).status_code == 302
     assert alice2.get(topic_page).status_code == 404
     assert admin.get(topic_page).status_code == 200
+
+
+def _login_with_token(client, username):
+    token = extract_csrf(client.get("/login").get_data(as_text=True))
+    resp = client.post("/login", data={"username": username, "password": "correct horse", "csrf_token": token})
+    assert resp.status_code == 302
+    client.get("/notifications")  # shows (and so clears) the welcome message
+
+
+def test_member_pages_share_a_skeleton_but_never_a_name_a_token_or_a_button(new_db_url, tmp_path):
+    """Members of the same kind get the same page around their own user menu and CSRF
+    token (forum.pagecache.member_page): the second member's page names them, carries
+    their own working token, and shows the buttons they may use, not the first one's."""
+    app = make_app(tmp_path, new_db_url(), PAGE_CACHE_SECONDS=60, WTF_CSRF_ENABLED=True)
+    create_board(app)
+    for name in ("alice", "bob", "carol"):
+        create_user(app, username=name)
+    create_user(app, username="dave", banned=True)
+    alice = app.test_client()
+    _login_with_token(alice, "alice")
+    token = extract_csrf(alice.get("/b/general/new").get_data(as_text=True))
+    resp = alice.post("/b/general/new", data={"title": "Alice's topic", "body": "hello", "csrf_token": token})
+    topic_path = "/t/" + resp.headers["Location"].rsplit("/", 1)[1]
+
+    clients = {}
+    for name in ("bob", "carol", "dave"):
+        clients[name] = app.test_client()
+        _login_with_token(clients[name], name)
+    pages = {}
+    for name in ("bob", "carol", "dave", "alice"):  # bob fills the skeletons first
+        client = clients.get(name, alice)
+        pages[name] = {path: client.get(path).get_data(as_text=True) for path in ("/", "/b/general", topic_path)}
+    for name, by_path in pages.items():
+        for path, html in by_path.items():
+            assert f'href="/u/{name}">{name}</a>' in html, (name, path)
+            others = {"alice", "bob", "carol", "dave"} - {name}
+            assert not [o for o in others if f'href="/u/{o}">' in html and o != "alice"], (name, path)
+            assert "\x00" not in html  # no hole of the skeleton is left
+            # Every form of the page (the user menu's and the skeleton's) has the same token.
+            tokens = re.findall(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"', html)
+            assert tokens and len(set(tokens)) == 1, (name, path, tokens)
+            assert path != "/" or len(tokens) == 2
+    # Carol's token in the shared skeleton of the index (its "Mark all as read" form)
+    # is her own: it works.
+    form = pages["carol"]["/"].split('class="inline mark-read"', 1)[1]
+    resp = clients["carol"].post("/read-all", data={"csrf_token": extract_csrf(form)})
+    assert resp.status_code == 302
+    # ... and a flashed message reaches her page (rendered for her alone).
+    assert "Everything is marked as read." in clients["carol"].get("/").get_data(as_text=True)
+    # Bob's token is not Carol's.
+    resp = clients["carol"].post("/read-all", data={"csrf_token": extract_csrf(pages["bob"]["/"])})
+    assert resp.status_code == 400
+    # Buttons: the author may edit her post, bob may not; the banned member gets no
+    # "New topic" though bob's page (with it) was cached first.
+    assert "/edit" in pages["alice"][topic_path] and "/edit" not in pages["bob"][topic_path]
+    assert "/b/general/new" in pages["bob"]["/b/general"]
+    assert "/b/general/new" not in pages["dave"]["/b/general"]
+    assert "Your account is banned from posting." in pages["dave"][topic_path]
+    # The menu's unread count is the member's own, though the menu is shared too.
+    token = extract_csrf(pages["bob"][topic_path])
+    assert clients["bob"].post(f"{topic_path}/reply", data={"body": "a reply", "csrf_token": token}).status_code == 302
+    for _ in range(2):  # the second view comes from the menu and page skeletons
+        assert 'title="unread">1</span>' in alice.get("/b/general").get_data(as_text=True)
+        assert 'title="unread"' not in clients["carol"].get("/b/general").get_data(as_text=True)
