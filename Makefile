@@ -17,13 +17,13 @@ SCENARIO ?= default
 # small hosts) and the collection's. Lanes take the next one from the list
 # as they finish: longest first, the short per-role scenarios fill the
 # lanes at the end.
-SCENARIOS ?= scaleout default hardening backup acme postgresql collection base sshd forum nginx users firewall fail2ban loadbalancer redis
+SCENARIOS ?= scaleout default hardening backup replica acme postgresql collection base sshd forum nginx users firewall fail2ban loadbalancer redis
 # Scenarios run side by side: each waits mostly on apt and SSH, so two
 # lanes on two cores finish well before one (three measured no faster: the
 # whole-stack scenarios are CPU-bound once three of them overlap).
 MOLECULE_LANES ?= 2
 
-.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app bench-backup clean
+.PHONY: help venv app-venv testbed demo demo-down demo-browser lint app-test molecule molecule-all test bench bench-hardening bench-app bench-backup bench-failover clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -93,6 +93,10 @@ bench-app: app-venv ## Forum throughput with wrk (figures; needs wrk and postgre
 
 bench-backup: venv app-venv testbed ## pgBackRest figures: backup/restore of 100k posts, WAL archive lag
 	$(APP_VENV)/bin/python bench/backup.py $(BENCH_ARGS)
+
+bench-failover: venv testbed ## Failover duration under write load (the replica scenario's figures)
+	mkdir -p .cache; set -o pipefail; $(BIN)/molecule test -s replica 2>&1 | tee .cache/bench-failover.log \
+	  | grep --line-buffered -E 'failover: [0-9]+ posts|[0-9]+ (passed|failed)'
 
 clean: demo-down ## Remove the lab, caches and virtualenvs
 	rm -rf $(VENV) $(APP_VENV) .cache

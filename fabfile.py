@@ -234,17 +234,48 @@ def _backup_status(name, conn):
         print(line)
 
 
+# What a db host reports about replication, in one psql call: a primary
+# lists its standbys (slot name, state, sync state, replay lag), a standby
+# the primary it streams from and how far behind its replay is.
+_REPLICATION_QUERY = """
+SELECT CASE WHEN NOT pg_is_in_recovery() THEN
+  'primary; standbys: ' || coalesce((SELECT string_agg(application_name || ' ' || state || ' (' || sync_state
+      || ', replay lag ' || coalesce(round(extract(epoch FROM replay_lag)::numeric, 1), 0) || ' s)', ', ')
+    FROM pg_stat_replication), 'none')
+ELSE
+  'standby of ' || coalesce((SELECT sender_host || ' (' || status || ')' FROM pg_stat_wal_receiver), 'nothing')
+  || ', last replayed commit ' || coalesce(round(extract(epoch FROM now() - pg_last_xact_replay_timestamp())::numeric, 1)
+  || ' s ago', 'none')
+END
+"""
+
+
+def _database_status(name, conn):
+    state = conn.sudo(f"psql -XAt -c {shlex.quote(' '.join(_REPLICATION_QUERY.split()))}",
+                      hide=True, warn=True, user="postgres")
+    if state.ok:
+        print(f"{name}: PostgreSQL {state.stdout.strip()}")
+        return
+    fenced = conn.sudo("cat /var/lib/postgresql/*/main/FENCED-by-failover", hide=True, warn=True)
+    print(f"{name}: PostgreSQL not answering ({state.stderr.strip().splitlines()[-1:]})"
+          + (f"; {fenced.stdout.strip().splitlines()[0]}" if fenced.ok and fenced.stdout.strip() else ""))
+
+
 @task
 def status(c, inventory=DEFAULT_INVENTORY):
     """Show the live release, the health check and the services on every web
-    host; the newest backup, the WAL archive lag and pgBackRest's check on
-    every backup host."""
+    host; PostgreSQL on every db and db_replica host (a primary's standbys and
+    their lag, a standby's primary); the newest backup, the WAL archive lag and
+    pgBackRest's check on every backup host."""
     webs = _inventory_hosts(inventory, "web")
     backups = _inventory_hosts(inventory, "backup")
+    databases = _inventory_hosts(inventory, "db:db_replica")
     if not webs and not backups:
         raise SystemExit(f"no hosts in group 'web' or 'backup' of {inventory}")
     if webs:
         _on_web_hosts(inventory, _status)
+    if databases:
+        _on_hosts(databases, _database_status)
     if backups:
         _on_hosts(backups, _backup_status)
 

@@ -190,6 +190,23 @@ def recount() -> None:
     click.echo("ok")
 
 
+@bp.cli.command("check-write")
+def check_write() -> None:
+    """Check the database takes writes (after a failover: a standby refuses them).
+
+    Creates a temporary table and writes a row in one transaction, then rolls
+    it back: nothing is left behind, and a read-only server fails the command."""
+    try:
+        with db.engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(text("CREATE TEMPORARY TABLE forum_write_check (n integer)"))
+            connection.execute(text("INSERT INTO forum_write_check (n) VALUES (1)"))
+            transaction.rollback()
+    except Exception as exc:  # noqa: BLE001  any refusal is the answer
+        message = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        raise click.ClickException(gettext("the database refuses writes: %(error)s", error=message))
+    click.echo("ok")
+
+
 @bp.cli.command("rerender")
 def rerender() -> None:
     """Re-render every post's HTML from its Markdown (after sanitiser changes)."""

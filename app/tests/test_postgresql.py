@@ -133,3 +133,24 @@ def test_migrations_as_the_non_superuser_database_owner(pg_server):
             conn.execute("DROP DATABASE IF EXISTS forum_owned")
             conn.execute("DROP DATABASE IF EXISTS forum_pre")
             conn.execute("DROP ROLE IF EXISTS forum_owner")
+
+
+def test_check_write_tells_a_writable_database_from_a_read_only_one(migrated_url):
+    """`flask forum check-write` (failover.yml's last step) passes on a primary and
+    fails, naming the refusal, on a server that takes no writes; it leaves nothing."""
+    assert run_flask(["forum", "check-write"], migrated_url).strip() == "ok"
+    separator = "&" if "?" in migrated_url else "?"
+    read_only = migrated_url + separator + "options=-c%20default_transaction_read_only%3Don"
+    app = create_app({"SQLALCHEMY_DATABASE_URI": read_only, "FORUM_AUTO_SCHEMA": False,
+                      "SECRET_KEY": "check-write-test-key"})
+    refused = app.test_cli_runner().invoke(args=["forum", "check-write"])
+    assert refused.exit_code != 0
+    assert "the database refuses writes" in refused.output
+    assert "read-only transaction" in refused.output
+    with app.app_context():
+        db.engine.dispose()
+    app = create_app({"SQLALCHEMY_DATABASE_URI": migrated_url, "FORUM_AUTO_SCHEMA": False,
+                      "SECRET_KEY": "check-write-test-key"})
+    with app.app_context():
+        assert db.session.execute(text("SELECT to_regclass('forum_write_check')")).scalar() is None
+        db.engine.dispose()

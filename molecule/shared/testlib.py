@@ -74,15 +74,15 @@ def nodes(group, node_class=Node, sort=False):
     return [node_class(name) for name in (sorted(names) if sort else names)]
 
 
-def run_playbook(playbook, *args, timeout=600):
+def run_playbook(playbook, *args, timeout=600, inventory=None):
     """ansible-playbook `playbook` (a path relative to the repository root)
-    against the scenario's inventory, without colour; never raises on a
-    failed run: returns the CompletedProcess."""
+    against the scenario's inventory (or `inventory`), without colour; never
+    raises on a failed run: returns the CompletedProcess."""
     env = dict(os.environ,
                ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
                ANSIBLE_ROLES_PATH=str(REPO / "roles"),
                ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
-    argv = ["ansible-playbook", "-i", INVENTORY, str(REPO / playbook), *args]
+    argv = ["ansible-playbook", "-i", inventory or INVENTORY, str(REPO / playbook), *args]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=env, cwd=REPO, check=False)
 
 
