@@ -8,6 +8,7 @@ the database playbook rebuilds it as the new primary's standby.
 """
 import http.cookiejar
 import json
+import os
 import pathlib
 import re
 import shlex
@@ -188,6 +189,37 @@ def test_only_the_standby_may_replicate_from_the_primary(db1, db2, web):
     assert replication_password() not in refused.stdout
 
 
+def wiring(inventory=INVENTORY):
+    """What playbooks/group_vars/all/stack.yml gives each host for the
+    firewall and replication (rendered by `ansible`, no host contacted)."""
+    env = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+               ANSIBLE_CALLBACKS_ENABLED="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+               ANSIBLE_CONFIG=str(REPO / "ansible.cfg"))
+    expression = ("{{ {'rules': firewall_dependent_rules, 'replicas': postgresql_replica_addresses,"
+                  " 'primary': postgresql_primary_address | trim} }}")
+    ansible = shutil.which("ansible") or str(pathlib.Path(sys.executable).parent / "ansible")
+    result = subprocess.run([ansible, "all", "-i", str(inventory), "--playbook-dir", str(REPO / "playbooks"),
+                             "-m", "ansible.builtin.debug", "-a", f"msg={expression}"],
+                            capture_output=True, text=True, env=env, cwd=REPO, timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    task = json.loads(result.stdout)["plays"][0]["tasks"][0]
+    return {host: value["msg"] for host, value in task["hosts"].items()}
+
+
+def postgresql_rule(source, comment="postgresql"):
+    return {"port": 5432, "proto": "tcp", "from": source, "comment": comment}
+
+
+def test_the_firewall_opens_postgresql_to_the_web_host_and_replication_to_the_standby(db1, db2, web):
+    hosts = wiring()
+    assert hosts["replica-db1"] == {
+        "primary": "", "replicas": [db2.address],
+        "rules": [postgresql_rule(web.address), postgresql_rule(db2.address, "postgresql replication")]}
+    # The standby admits the web host like the primary, to serve once promoted.
+    assert hosts["replica-db2"] == {"primary": db1.address, "replicas": [],
+                                    "rules": [postgresql_rule(web.address)]}
+
+
 def test_check_mode_reports_no_change_on_the_converged_pair():
     assert_check_mode_reports_no_change()
 
@@ -289,7 +321,7 @@ def swapped_inventory():
     return str(path)
 
 
-def test_the_database_playbook_rebuilds_the_old_primary_as_a_standby(failover, db1, db2):
+def test_the_database_playbook_rebuilds_the_old_primary_as_a_standby(failover, db1, db2, web):
     writer = failover["writer"]
     path = swapped_inventory()
     result = run_playbook("playbooks/database.yml", inventory=path, timeout=900)
@@ -302,5 +334,9 @@ def test_the_database_playbook_rebuilds_the_old_primary_as_a_standby(failover, d
     assert rows == f"{DB1_SLOT}|streaming|quorum", rows
     after = writer.acknowledged_since(failover["stopped"])[-1]
     assert db1.sql(f"SELECT count(*) FROM posts WHERE body = '{after}'") == "1"
+    hosts = wiring(path)
+    assert hosts["replica-db2"]["rules"] == [postgresql_rule(web.address),
+                                             postgresql_rule(db1.address, "postgresql replication")]
+    assert hosts["replica-db1"]["primary"] == db2.address
     report = fab_status(path)
     assert re.search(rf"^replica-db2: PostgreSQL primary; standbys: {DB1_SLOT} streaming ", report, re.M), report
