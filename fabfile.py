@@ -257,7 +257,8 @@ def _database_status(name, conn):
         print(f"{name}: PostgreSQL {state.stdout.strip()}")
         return
     fenced = conn.sudo("cat /var/lib/postgresql/*/main/FENCED-by-failover", hide=True, warn=True)
-    print(f"{name}: PostgreSQL not answering ({state.stderr.strip().splitlines()[-1:]})"
+    reason = (state.stderr.strip().splitlines() or [f"psql exited {state.exited}"])[-1]
+    print(f"{name}: PostgreSQL not answering ({reason})"
           + (f"; {fenced.stdout.strip().splitlines()[0]}" if fenced.ok and fenced.stdout.strip() else ""))
 
 
