@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import re
+import shlex
 import socket
 import shutil
 import ssl
@@ -63,6 +64,26 @@ class Node:
         result = self.host.run(f"python3 -c \"{script}\"")
         assert result.rc in (0, 3), result.stderr
         return result.rc == 0
+
+
+class DbNode(Node):
+    """A database host: SQL as the postgres superuser (psql, -XAt, stopping
+    at the first error), in the forum's database unless told another."""
+
+    def run_sql(self, query, database="forum"):
+        """The CompletedProcess-like result; never raises."""
+        with self.host.sudo("postgres"):
+            return self.host.run(f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
+
+    def sql(self, query, database="forum"):
+        """The output, without the trailing newline; fails the test on an error."""
+        result = self.run_sql(query, database)
+        assert result.rc == 0, f"{self.name}: {query}: {result.stderr}"
+        return result.stdout.rstrip("\r\n")
+
+    def as_postgres(self, command):
+        with self.host.sudo("postgres"):
+            return self.host.run(command)
 
 
 def nodes(group, node_class=Node, sort=False):

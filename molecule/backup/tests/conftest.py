@@ -9,23 +9,10 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from testlib import Node, nodes  # noqa: E402
+from testlib import DbNode, Node, nodes  # noqa: E402
 
 STANZA = "forum"
 REPO_USER = "pgbackrest"
-
-
-class DbNode(Node):
-    """A database host: SQL as the postgres superuser."""
-
-    def sql(self, query, database="forum"):
-        with self.host.sudo("postgres"):
-            return self.host.check_output(
-                f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
-
-    def as_postgres(self, command):
-        with self.host.sudo("postgres"):
-            return self.host.run(command)
 
 
 class RepoNode(Node):

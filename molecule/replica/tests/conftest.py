@@ -2,29 +2,15 @@
 test), replica-db2 (its synchronous hot standby) and replica-web1 (nginx and
 the forum), reached the way Ansible reaches them (molecule/shared/testlib.py)."""
 import pathlib
-import shlex
 import sys
 
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from testlib import Node, nodes  # noqa: E402
+from testlib import DbNode, nodes  # noqa: E402
 
 SERVICE = "postgresql@15-main"
 DATA_DIRECTORY = "/var/lib/postgresql/15/main"
-
-
-class DbNode(Node):
-    """A database host: SQL as the postgres superuser."""
-
-    def run_sql(self, query, database="forum"):
-        with self.host.sudo("postgres"):
-            return self.host.run(f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
-
-    def sql(self, query, database="forum"):
-        result = self.run_sql(query, database)
-        assert result.rc == 0, f"{self.name}: {query}: {result.stderr}"
-        return result.stdout.strip()
 
 
 @pytest.fixture(scope="session")
