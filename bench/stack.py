@@ -443,7 +443,6 @@ def summarise_runs(runs: list[dict]) -> dict:
         done = [pair[kind] for pair in runs if kind in pair]
         if not done:
             continue
-        # A failed run, or a re-run that changed something, is the figure.
         bad = [run for run in done if run["rc"] != 0 or (kind == "rerun" and run["changed"] != 0)]
         if bad:
             out[kind] = bad[0]
@@ -454,7 +453,7 @@ def summarise_runs(runs: list[dict]) -> dict:
 
 
 def spread(run: dict) -> str:
-    """'median of 3 (94.9-114.9 s)' for a repeated figure, '' for one run."""
+    """' (median of 3: 94.9-126.3 s)' for a repeated figure, '' for one run."""
     seconds = run.get("all_seconds", [])
     if len(seconds) < 2:
         return ""

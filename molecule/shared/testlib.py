@@ -72,8 +72,7 @@ class DbNode(Node):
 
     def run_sql(self, query, database="forum"):
         """The CompletedProcess-like result; never raises."""
-        with self.host.sudo("postgres"):
-            return self.host.run(f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
+        return self.as_postgres(f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
 
     def sql(self, query, database="forum"):
         """The output, without the trailing newline; fails the test on an error."""
@@ -82,6 +81,7 @@ class DbNode(Node):
         return result.stdout.rstrip("\r\n")
 
     def as_postgres(self, command):
+        """A shell command run as the postgres account; never raises."""
         with self.host.sudo("postgres"):
             return self.host.run(command)
 
