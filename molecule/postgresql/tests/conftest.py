@@ -10,21 +10,15 @@ import sys
 import pytest
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "shared"))
-from testlib import EPHEMERAL, Node, nodes, run_playbook, scenario_converge_playbook  # noqa: E402
+from testlib import EPHEMERAL, DbNode as SuperuserNode, nodes, run_playbook, scenario_converge_playbook  # noqa: E402
 
 APP_DB = "forum"
 APP_USER = "forum"
 
 
-class DbNode(Node):
-    """A database host: SQL as the superuser or as the app role."""
-
-    def sql(self, query, database=APP_DB):
-        """Run SQL as the postgres superuser (peer, local socket); returns
-        the unaligned, tuples-only output."""
-        with self.host.sudo("postgres"):
-            return self.host.check_output(
-                f"psql -XAt -v ON_ERROR_STOP=1 -d {database} -c {shlex.quote(query)}")
+class DbNode(SuperuserNode):
+    """A database host: SQL as the superuser (testlib's `sql`, in the app's
+    database) or as the app role."""
 
     def app_sql(self, server, query, password, conninfo=""):
         """Run SQL as the app role over TCP from this host to `server`."""
