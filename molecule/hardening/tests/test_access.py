@@ -28,7 +28,6 @@ MANAGED = [
     "/etc/default/ufw",
     "/etc/fail2ban/jail.local",
     "/etc/sysctl.d/90-bulwark.conf",
-    "/etc/apt/apt.conf.d/20auto-upgrades",
     "/etc/apt/apt.conf.d/52bulwark-unattended",
     "/etc/issue.net",
     "/etc/login.defs",
