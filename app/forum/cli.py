@@ -5,6 +5,7 @@ environment (``LANG``/``LC_ALL``/``LANGUAGE``, see forum.i18n); the one-word res
 that scripts read (``created``, ``exists``, ``ok``) stay English in every language."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import sys
@@ -39,6 +40,50 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
     created) when it cannot be done: another board holds SLUG (given, or derived from
     NAME: a board renamed in the admin page is not silently doubled), or board NAME
     exists under another slug than the one given."""
+    name, slug = _board_key(name, slug)
+    click.echo(_ensure_board(name, description, slug, position))
+
+
+@bp.cli.command("upgrade")
+@click.option("--boards", "boards_json", default="[]", show_default=True,
+              help='Boards to make sure of, as JSON: [{"name": ..., "description": ..., "slug": ..., '
+                   '"position": ...}, ...] (name required).')
+def upgrade(boards_json: str) -> None:
+    """Bring the schema to the latest migration, then make sure each board of --boards exists.
+
+    One process for what a deploy does to the database: the migrations (as
+    ``flask db upgrade``, which logs each step it runs on stderr), then each board
+    as ``ensure-board`` makes it, printing 'created NAME' or 'exists NAME'. The
+    boards are checked before anything runs: a wrong entry fails (exit status 1,
+    the reason on stderr) with the schema untouched; a board that clashes with
+    the database's (see ensure-board) fails after the boards before it."""
+    from flask_migrate import upgrade as upgrade_schema
+
+    boards = []
+    try:
+        entries = json.loads(boards_json)
+    except ValueError as exc:
+        raise click.ClickException(gettext("--boards is not JSON: %(error)s", error=str(exc)))
+    if not isinstance(entries, list):
+        raise click.ClickException(gettext("--boards must be a JSON list of boards"))
+    for index, entry in enumerate(entries):
+        fields = {"name": str, "description": str, "slug": str, "position": int}
+        wrong = (not isinstance(entry, dict) or "name" not in entry
+                 or any(key not in fields or not isinstance(value, fields[key]) or isinstance(value, bool)
+                        for key, value in entry.items()))
+        if wrong:
+            raise click.ClickException(gettext(
+                "--boards entry %(index)d must be an object with a name and at most a description, "
+                "a slug (text) and a position (a number): %(entry)s", index=index, entry=json.dumps(entry)))
+        name, slug = _board_key(entry["name"], entry.get("slug"))
+        boards.append((name, entry.get("description", ""), slug, entry.get("position")))
+    upgrade_schema()
+    for name, description, slug, position in boards:
+        click.echo(f"{_ensure_board(name, description, slug, position)} {name}")
+
+
+def _board_key(name: str, slug: str | None) -> tuple[str, str | None]:
+    """NAME and SLUG as stored, or a ClickException naming what is wrong with them."""
     name = nfkc(name).strip()
     problem = _board_name_problem(name)
     if slug is not None:
@@ -46,17 +91,20 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
         problem = problem or slug_problem(slug) or (None if slug else gettext("--slug must not be empty"))
     if problem:
         raise click.ClickException(problem)
+    return name, slug
+
+
+def _ensure_board(name: str, description: str, slug: str | None, position: int | None) -> str:
+    """'exists' or 'created' for board NAME (already checked by _board_key), as ensure-board says."""
     same_name = db.session.scalars(select(Board).where(Board.name == name).order_by(Board.id)).all()
     if slug is None and same_name:
-        click.echo("exists")
-        return
+        return "exists"
     explicit = slug is not None
     slug = slug if explicit else slugify(name)
     holder = db.session.scalar(select(Board).where(Board.slug == slug))
     if holder is not None:
         if holder.name == name:
-            click.echo("exists")
-            return
+            return "exists"
         if explicit:
             raise click.ClickException(gettext(
                 "the slug %(slug)s belongs to another board, %(other)s (id %(id)d), so board %(name)s "
@@ -74,7 +122,7 @@ def ensure_board(name: str, description: str, slug: str | None, position: int | 
         position = (db.session.scalar(select(func.max(Board.position))) or 0) + 1
     db.session.add(Board(name=name, slug=slug, description=description, position=position))
     db.session.commit()
-    click.echo("created")
+    return "created"
 
 
 def _board_name_problem(name: str) -> str | None:

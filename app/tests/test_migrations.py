@@ -1,4 +1,5 @@
 """Alembic migrations, run through the real CLI, on SQLite and PostgreSQL."""
+import json
 import os
 import subprocess
 import sys
@@ -31,17 +32,23 @@ def run_flask(args, db_url, **extra_env):
     return result.output
 
 
-def run_flask_subprocess(args, db_url, **extra_env):
-    """The real ``flask --app wsgi`` command line, as the deploy role runs it."""
+def flask_process(args, db_url, **extra_env):
+    """The real ``flask --app wsgi`` command line, as the deploy role runs it:
+    the finished process, whatever its exit status."""
     extra_env.setdefault("FORUM_PAGE_CACHE_SECONDS", "0")
     extra_env.setdefault("FORUM_ENV", "development")  # explicit: no SECRET_KEY of its own
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FORUM_", "DATABASE_URL", "SECRET_KEY"))}
     env["DATABASE_URL"] = db_url
     env.update(extra_env)
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "-m", "flask", "--app", "wsgi", *args],
         cwd=APP_DIR, env=env, capture_output=True, text=True, timeout=300,
     )
+
+
+def run_flask_subprocess(args, db_url, **extra_env):
+    """flask_process that must succeed: its standard output."""
+    result = flask_process(args, db_url, **extra_env)
     assert result.returncode == 0, f"flask {' '.join(args)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -172,3 +179,45 @@ def test_skeleton_migration_with_look_alike_accounts(new_db_url):
 
     with app.app_context():
         db.engine.dispose()
+
+
+def test_forum_upgrade_migrates_and_makes_the_boards_in_one_process(new_db_url, backend):
+    """The deploy's one database step: the migrations, then the boards."""
+    db_url = new_db_url()
+    boards = json.dumps([{"name": "General", "description": "x"}, {"name": "公告", "slug": "news", "position": 9}])
+    first = flask_process(["forum", "upgrade", "--boards", boards], db_url)
+    assert first.returncode == 0, first.stderr
+    assert "Running upgrade" in first.stderr  # what the role's changed_when reads
+    assert first.stdout.splitlines() == ["created General", "created 公告"]
+    assert APP_TABLES <= tables(db_url)
+    assert scalar(db_url, "SELECT position FROM boards WHERE slug = 'news'") == 9
+
+    again = flask_process(["forum", "upgrade", "--boards", boards], db_url)
+    assert again.returncode == 0, again.stderr
+    assert "Running upgrade" not in again.stderr
+    assert again.stdout.splitlines() == ["exists General", "exists 公告"]
+    assert scalar(db_url, "SELECT count(*) FROM boards") == 2
+
+    # A board whose derived slug another board holds stops the command, naming it.
+    clash = flask_process(["forum", "upgrade", "--boards", json.dumps([{"name": "NEWS"}])], db_url,
+                          LANG="C.UTF-8")
+    assert clash.returncode == 1 and "belongs to another board" in clash.stderr, clash.stderr
+
+
+def test_forum_upgrade_refuses_wrong_boards_before_migrating(new_db_url):
+    db_url = new_db_url()
+    for boards, says in [
+        ("{", "--boards is not JSON"),
+        ('{"name": "General"}', "--boards must be a JSON list"),
+        ('[{"description": "no name"}]', "--boards entry 0 must be an object"),
+        ('[{"name": "General"}, {"name": "Two", "colour": "red"}]', "--boards entry 1 must be an object"),
+        ('[{"name": "General", "position": "3"}]', "--boards entry 0"),
+        ('[{"name": "General", "position": true}]', "--boards entry 0"),
+        ('[{"name": ""}]', "NAME must not be empty"),
+        ('[{"name": "General", "slug": "Not A Slug!"}]', "Lower-case letters"),
+    ]:
+        result = flask_process(["forum", "upgrade", "--boards", boards], db_url, LANG="C.UTF-8")
+        assert result.returncode == 1, (boards, result.stdout, result.stderr)
+        assert says in result.stderr, (boards, result.stderr)
+        assert "Running upgrade" not in result.stderr, boards
+    assert tables(db_url) <= {"alembic_version"}  # nothing migrated
