@@ -135,3 +135,29 @@ def test_a_client_network_instead_of_an_address_is_refused_before_any_change(pri
     assert recap(run.stdout)[primary.name]["changed"] == 0
     with primary.host.sudo():
         assert primary.host.check_output(f"sha256sum {hba}") == before
+
+
+def test_timer_values_systemd_rejects_are_named_before_any_change(dbs):
+    """Values the grammar lets through but systemd-analyze refuses (asked on
+    the host, in the preflight's one probe)."""
+    before = {db.name: managed_files(db) for db in dbs}
+    run = converge("-e", json.dumps({"postgresql_backup_on_calendar": "not a time",
+                                     "postgresql_backup_randomized_delay": "5 blorps"}))
+    assert run.returncode != 0
+    messages = failure_messages(run.stdout)
+    for db in dbs:
+        message = messages.get(db.name, "")
+        assert 'postgresql_backup_on_calendar: "not a time" is rejected by systemd: ' in message, message
+        assert 'postgresql_backup_randomized_delay: "5 blorps" is rejected by systemd: ' in message, message
+    assert {host: counts["changed"] for host, counts in recap(run.stdout).items()} == {db.name: 0 for db in dbs}
+    assert {db.name: managed_files(db) for db in dbs} == before
+
+
+def test_a_data_directory_other_than_the_clusters_is_refused_before_any_change(primary):
+    before = managed_files(primary)
+    run = converge("--limit", primary.name, "-e", json.dumps({"postgresql_data_directory": "/srv/pgdata"}))
+    assert run.returncode != 0
+    message = failure_messages(run.stdout).get(primary.name, "")
+    assert message.startswith("postgresql_data_directory is /srv/pgdata, but the existing cluster "), message
+    assert recap(run.stdout)[primary.name]["changed"] == 0
+    assert managed_files(primary) == before
