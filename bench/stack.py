@@ -467,11 +467,12 @@ def verdict(ok: bool | None) -> str:
 def cpu_rows(run: dict) -> list[tuple]:
     """'  CPU used' under a converge's row, when the hosts' CPU was readable."""
     cpu = run.get("cpu") or {}
-    if cpu.get("hosts_seconds") is None:
-        return []
-    return [("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
-             f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
-             f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", "")]
+    rows = []
+    if cpu.get("hosts_seconds") is not None:
+        rows.append(("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
+                     f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
+                     f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", ""))
+    return rows
 
 
 def table(result: dict) -> str:
@@ -494,6 +495,7 @@ def table(result: dict) -> str:
                      f"{ref['rerun_seconds']:.0f} s (target x{RERUN_TARGET}: <= {target:.0f} s); "
                      f"x{rerun['seconds'] / ref['devsec_rerun_seconds']:.2f} of dev-sec's{spread(rerun)}",
                      verdict(rerun["rc"] == 0 and rerun["seconds"] <= target)))
+        rows += cpu_rows(rerun)
         rows.append(("idempotent (changed=0)", "yes" if rerun["changed"] == 0 and rerun["rc"] == 0 else "NO",
                      "changed=0", verdict(rerun["changed"] == 0 and rerun["rc"] == 0)))
     cost = result.get("task_cost")
