@@ -467,12 +467,11 @@ def verdict(ok: bool | None) -> str:
 def cpu_rows(run: dict) -> list[tuple]:
     """'  CPU used' under a converge's row, when the hosts' CPU was readable."""
     cpu = run.get("cpu") or {}
-    rows = []
-    if cpu.get("hosts_seconds") is not None:
-        rows.append(("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
-                     f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
-                     f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", ""))
-    return rows
+    if cpu.get("hosts_seconds") is None:
+        return []
+    return [("  CPU used (controller + hosts)", f"{cpu['controller_seconds'] + cpu['hosts_seconds']:.0f} s",
+             f"{cpu['controller_seconds']:.0f} s + {cpu['hosts_seconds']:.0f} s: "
+             f"{cpu.get('cpus_busy', 0):.0%} of the machine's CPUs over the run", "")]
 
 
 def table(result: dict) -> str:
