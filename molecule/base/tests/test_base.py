@@ -48,10 +48,9 @@ def test_unattended_upgrades_know_the_security_suite(node):
     assert "bookworm-security" in policy
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "base role bug: its Origins-Pattern list is appended to Debian's 50unattended-upgrades"
-    " (which allows codename=bookworm,label=Debian, the point releases) instead of replacing it"))
 def test_unattended_upgrades_take_security_updates_only(node):
+    # Debian's 50unattended-upgrades allows the point releases
+    # (codename=bookworm,label=Debian) too: the role's file clears that list.
     origins = _allowed_origins(node)
     assert origins and all("-security" in origin for origin in origins), origins
 
@@ -90,11 +89,23 @@ def test_kernel_settings_apply_at_boot(node):
     assert {key: boot.get(key) for key in BOOT_SYSCTL} == BOOT_SYSCTL
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "base role bug: systemd's /usr/lib/sysctl.d/99-protect-links.conf sorts after 90-*.conf"
-    " and sets fs.protected_fifos back to 1 at boot"))
 def test_protected_fifos_survives_systemds_own_file(node):
+    # systemd's /usr/lib/sysctl.d/99-protect-links.conf sets it to 1; the
+    # role's file sorts after it.
     assert _effective_boot_sysctl(node).get("fs.protected_fifos") == "2"
+
+
+def test_the_roles_former_sysctl_file_goes(node):
+    # Hosts converged before the rename have 90-bulwark.conf: left there, it
+    # would set its old values at boot too.
+    former = "/etc/sysctl.d/90-bulwark.conf"
+    with node.host.sudo():
+        node.host.check_output(f"printf 'kernel.sysrq = 1\\n' > {former}")
+    result = converge()
+    assert result.returncode == 0, result.stdout[-3000:]
+    with node.host.sudo():
+        assert not node.host.file(former).exists
+    assert _effective_boot_sysctl(node).get("kernel.sysrq") == "0"
 
 
 def test_time_zone_is_utc_and_timesyncd_enabled(node):

@@ -27,7 +27,7 @@ MANAGED = [
     "/etc/ufw/ufw.conf",
     "/etc/default/ufw",
     "/etc/fail2ban/jail.local",
-    "/etc/sysctl.d/90-bulwark.conf",
+    "/etc/sysctl.d/99-zz-bulwark.conf",
     "/etc/apt/apt.conf.d/52bulwark-unattended",
     "/etc/issue.net",
     "/etc/login.defs",

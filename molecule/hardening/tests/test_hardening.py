@@ -228,7 +228,7 @@ def test_a_host_hardened_under_the_old_names_is_taken_over(all_nodes):
     old_file = "/etc/sysctl.d/90-forum-stack.conf"
     for node in all_nodes:
         with node.host.sudo():
-            node.host.check_output(f"cp /etc/sysctl.d/90-bulwark.conf {old_file}")
+            node.host.check_output(f"cp /etc/sysctl.d/99-zz-bulwark.conf {old_file}")
             node.host.check_output("ufw allow 8081/tcp comment 'forum-stack firewall: 8081/tcp from any'")
     result = run_harden()
     assert result.returncode == 0, result.stdout[-3000:]
